@@ -1,0 +1,186 @@
+# encfs: build, install, test.  GNU make.
+#
+#   make                      build every tool into build/bin
+#   make check                install dependencies, build, run every test through prove
+#   make check SANITIZE=1     the same under ASan+UBSan (build-san/)
+#   make fuzz [FUZZ_TIME=60]  build the libFuzzer targets (clang) and run each for FUZZ_TIME seconds
+#   make bench                run the benchmarks (our tools beside their peers)
+#   make install [PREFIX=/usr/local] [DESTDIR=]
+#   make deps                 install build/test/demo dependencies (apt-get, npm); idempotent
+#
+# Layout: cmd/<tool>/*.c is one tool (main.c holds main); cmd/<tool>/tool.mk may set
+# <tool>_PKGS (extra pkg-config packages).  common/*.c is libcommon.a, linked into every tool.
+# test/unit/<t>.c is a TAP test program; when <t> starts with "<x>-" and cmd/encfs-<x> exists it
+# also links that tool's objects (all but main.c).  test/fuzz/<t>.c likewise, for libFuzzer.
+# test/*.t are TAP scripts; test/bench/*.sh are benchmarks.
+
+.SUFFIXES:
+.DELETE_ON_ERROR:
+SHELL := /bin/sh
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BINDIR  ?= $(PREFIX)/bin
+MANDIR  ?= $(PREFIX)/share/man
+
+CC      ?= cc
+PKG_CONFIG ?= pkg-config
+BASE_PKGS := libcurl libsodium libcrypto
+
+ifeq ($(SANITIZE),1)
+B ?= build-san
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+else
+B ?= build
+SAN_FLAGS :=
+endif
+
+# Messages are cut to their buffers on purpose; gcc's truncation warning would fire on each.
+NO_TRUNC_WARN := $(shell $(CC) -Werror -Wno-format-truncation -E -x c /dev/null >/dev/null 2>&1 && \
+                   echo -Wno-format-truncation)
+CSTD     := -std=c17
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
+            -Wno-unused-parameter $(NO_TRUNC_WARN)
+OPT      ?= -O2 -g
+CPPFLAGS += -D_GNU_SOURCE -Icommon
+CFLAGS   += $(CSTD) $(WARN) $(OPT) $(SAN_FLAGS) -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fPIE
+LDFLAGS  += $(SAN_FLAGS) -pie -Wl,-z,relro,-z,now
+
+TOOLS := $(sort $(notdir $(wildcard cmd/encfs-*)))
+-include $(wildcard cmd/*/tool.mk)
+ALL_PKGS := $(sort $(BASE_PKGS) $(foreach t,$(TOOLS),$($(t)_PKGS)))
+
+pkg_cflags = $(shell $(PKG_CONFIG) --cflags $(1))
+pkg_libs   = $(shell $(PKG_CONFIG) --libs $(1))
+
+COMMON_SRC := $(wildcard common/*.c)
+COMMON_OBJ := $(COMMON_SRC:%.c=$(B)/%.o)
+COMMON_LIB := $(B)/libcommon.a
+
+tool_src  = $(wildcard cmd/$(1)/*.c)
+tool_objs = $(filter-out %/main.o,$(patsubst %.c,$(B)/%.o,$(call tool_src,$(1))))
+tool_lib  = $(B)/lib$(1).a
+
+BINS := $(TOOLS:%=$(B)/bin/%)
+
+UNIT_SRC   := $(wildcard test/unit/*.c)
+UNIT_BINS  := $(UNIT_SRC:test/unit/%.c=$(B)/test/%)
+# the tool a test/unit or test/fuzz source belongs to, if any: "dmsetup-luks2" -> encfs-dmsetup
+test_tool  = $(filter $(TOOLS),encfs-$(firstword $(subst -, ,$(1))))
+
+.PHONY: all
+all: $(BINS)
+
+# --- compile -------------------------------------------------------------------------------
+$(B)/common/%.o: common/%.c $(wildcard common/*.h) Makefile
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(call pkg_cflags,$(BASE_PKGS)) -c -o $@ $<
+
+define tool_rules
+$(B)/cmd/$(1)/%.o: cmd/$(1)/%.c $(wildcard cmd/$(1)/*.h) $(wildcard common/*.h) Makefile
+	@mkdir -p $$(@D)
+	$$(CC) $$(CPPFLAGS) -Icmd/$(1) $$(CFLAGS) $$(call pkg_cflags,$$(BASE_PKGS) $$($(1)_PKGS)) -c -o $$@ $$<
+
+$(call tool_lib,$(1)): $(call tool_objs,$(1))
+	@mkdir -p $$(@D)
+	rm -f $$@ && $$(AR) rcs $$@ $$^
+
+$(B)/bin/$(1): $(B)/cmd/$(1)/main.o $(call tool_lib,$(1)) $(COMMON_LIB)
+	@mkdir -p $$(@D)
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(call pkg_libs,$$(BASE_PKGS) $$($(1)_PKGS))
+endef
+$(foreach t,$(TOOLS),$(eval $(call tool_rules,$(t))))
+
+$(COMMON_LIB): $(COMMON_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@ && $(AR) rcs $@ $^
+
+# --- unit tests ----------------------------------------------------------------------------
+$(B)/test/%.o: test/unit/%.c test/unit/tap.h $(wildcard common/*.h) Makefile
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -Itest/unit $(addprefix -Icmd/,$(call test_tool,$*)) $(CFLAGS) \
+	  $(call pkg_cflags,$(ALL_PKGS)) -c -o $@ $<
+
+.SECONDEXPANSION:
+$(B)/test/%: $(B)/test/%.o $$(foreach t,$$(call test_tool,$$*),$$(call tool_lib,$$(t))) $(COMMON_LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(call pkg_libs,$(ALL_PKGS))
+
+.PHONY: tests
+tests: $(BINS) $(UNIT_BINS)
+
+# --- check ---------------------------------------------------------------------------------
+# Tests find the tools through ENCFS_BIN and the sources through ENCFS_SRC.
+PROVE ?= prove
+PROVE_FLAGS ?= --timer
+CHECK_TESTS ?= $(UNIT_BINS) $(sort $(wildcard test/*.t))
+
+.PHONY: check check-run
+check: deps
+	@$(MAKE) --no-print-directory check-run
+
+check-run: tests
+	ENCFS_BIN=$(CURDIR)/$(B)/bin ENCFS_SRC=$(CURDIR) ENCFS_BUILD=$(CURDIR)/$(B) \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  $(PROVE) $(PROVE_FLAGS) $(CHECK_TESTS)
+
+# --- fuzz ----------------------------------------------------------------------------------
+FUZZ_CC   ?= clang
+FUZZ_TIME ?= 30
+FB        := build-fuzz
+FUZZ_SRC  := $(wildcard test/fuzz/*.c)
+FUZZ_BINS := $(FUZZ_SRC:test/fuzz/%.c=$(FB)/fuzz/%)
+
+.PHONY: fuzz fuzz-build
+fuzz-build:
+	@$(MAKE) --no-print-directory B=$(FB) CC=$(FUZZ_CC) \
+	  SAN_FLAGS='-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer' \
+	  $(COMMON_LIB:$(B)/%=$(FB)/%) $(foreach t,$(TOOLS),$(FB)/lib$(t).a) $(FUZZ_BINS)
+
+$(FB)/fuzz/%: test/fuzz/%.c $(FB)/libcommon.a $$(foreach t,$$(call test_tool,$$*),$(FB)/lib$$(t).a)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(CPPFLAGS) -Itest/unit $(addprefix -Icmd/,$(call test_tool,$*)) $(CSTD) $(WARN) -O1 -g \
+	  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	  $(call pkg_cflags,$(ALL_PKGS)) -o $@ $^ $(call pkg_libs,$(ALL_PKGS))
+
+fuzz: fuzz-build
+	@set -e; for f in $(FUZZ_BINS); do \
+	  n=$${f##*/}; mkdir -p $(FB)/corpus/$$n; \
+	  echo "fuzz: $$n for $(FUZZ_TIME)s"; \
+	  $$f -max_total_time=$(FUZZ_TIME) -print_final_stats=1 $(FB)/corpus/$$n test/fuzz/corpus/$$n \
+	    2>$(FB)/fuzz-$$n.log || { tail -40 $(FB)/fuzz-$$n.log; exit 1; }; \
+	  grep -E '^(stat::number_of_executed_units|cov:|#[0-9]+.*DONE)' $(FB)/fuzz-$$n.log | tail -2; \
+	done
+
+# --- bench ---------------------------------------------------------------------------------
+.PHONY: bench
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@set -e; for b in $(sort $(wildcard test/bench/*.sh)); do \
+	  echo "== $$b"; ENCFS_BIN=$(CURDIR)/$(B)/bin ENCFS_SRC=$(CURDIR) sh $$b; done
+
+# --- install -------------------------------------------------------------------------------
+MAN1 := $(wildcard man/*.1)
+MAN5 := $(wildcard man/*.5)
+
+.PHONY: install
+install: $(BINS)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5
+	install -m 0755 $(BINS) $(DESTDIR)$(BINDIR)/
+	install -m 0755 sh/encfs.sh $(DESTDIR)$(BINDIR)/encfs.sh
+	$(if $(MAN1),install -m 0644 $(MAN1) $(DESTDIR)$(MANDIR)/man1/)
+	$(if $(MAN5),install -m 0644 $(MAN5) $(DESTDIR)$(MANDIR)/man5/)
+
+# --- deps, demo, housekeeping --------------------------------------------------------------
+.PHONY: deps demo clean lint
+deps:
+	@sh test/deps.sh
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@sh test/demo.sh
+
+lint:
+	shellcheck -s sh sh/encfs.sh test/*.sh test/*.t test/bench/*.sh
+
+clean:
+	rm -rf build build-san build-fuzz build-clang

@@ -1,0 +1,33 @@
+#!/bin/sh
+# Installs what building, testing and the demo need, on Debian 12, idempotently: the packages of
+# test/deps.apt that are missing (apt-get), Node.js when absent, and the npm packages of
+# test/node/package.json (Azurite, the Azure SDK) when they are not installed yet.
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+
+missing=$(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$here/deps.apt" | while read -r p; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || printf ' %s' "$p"
+done)
+command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
+
+if [ -n "$missing" ]; then
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "deps: missing packages:$missing (run make deps as root, or install them)" >&2
+		exit 1
+	fi
+	echo "deps: installing$missing"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get -o DPkg::Lock::Timeout=300 update -q >/dev/null
+	# shellcheck disable=SC2086 # a list of package names
+	apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends $missing >/dev/null
+fi
+
+if [ -f "$here/node/package.json" ]; then
+	stamp="$here/node/node_modules/.encfs-installed"
+	if [ ! -f "$stamp" ] || [ -n "$(find "$here/node" -maxdepth 1 -name 'package*.json' -newer "$stamp")" ]; then
+		echo "deps: installing npm packages in test/node"
+		(cd "$here/node" && if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error; else npm install --no-audit --no-fund --loglevel=error; fi) >/dev/null
+		touch "$stamp"
+	fi
+fi

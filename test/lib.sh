@@ -1,0 +1,126 @@
+# TAP helpers for the test scripts (POSIX sh).  Source it: . "$ENCFS_SRC/test/lib.sh"
+# ENCFS_BIN (the built tools), ENCFS_SRC (the source tree) and ENCFS_BUILD come from make check;
+# run by hand, they default to this tree's build/.
+# shellcheck disable=SC2034 # out, err, rc, port and the like are results for the sourcing script
+
+: "${ENCFS_SRC:=$(cd "$(dirname "$0")/.." && pwd)}"
+: "${ENCFS_BUILD:=$ENCFS_SRC/build}"
+: "${ENCFS_BIN:=$ENCFS_BUILD/bin}"
+: "${PYTHON:=/usr/bin/python3}"
+SHARED=$(cd "$ENCFS_SRC/.." && pwd)/shared
+PATH=$ENCFS_BIN:$PATH
+export ENCFS_SRC ENCFS_BUILD ENCFS_BIN PYTHON SHARED PATH
+unset LogLevel LogFile
+
+tap_n=0
+tap_failed=0
+
+ok() { # ok CONDITION-EXIT-STATUS DESCRIPTION
+	tap_n=$((tap_n + 1))
+	if [ "$1" -eq 0 ]; then
+		echo "ok $tap_n - $2"
+	else
+		echo "not ok $tap_n - $2"
+		tap_failed=$((tap_failed + 1))
+	fi
+}
+
+is() { # is GOT WANT DESCRIPTION
+	if [ "$1" = "$2" ]; then
+		ok 0 "$3"
+	else
+		ok 1 "$3"
+		printf '# got:  %s\n# want: %s\n' "$1" "$2"
+	fi
+}
+
+like() { # like GOT SUBSTRING DESCRIPTION
+	case $1 in
+	*"$2"*) ok 0 "$3" ;;
+	*)
+		ok 1 "$3"
+		printf '# got:     %s\n# missing: %s\n' "$1" "$2"
+		;;
+	esac
+}
+
+unlike() { # unlike GOT SUBSTRING DESCRIPTION
+	case $1 in
+	*"$2"*)
+		ok 1 "$3"
+		printf '# got:        %s\n# must not have: %s\n' "$1" "$2"
+		;;
+	*) ok 0 "$3" ;;
+	esac
+}
+
+skip() { # skip REASON: one skipped test
+	tap_n=$((tap_n + 1))
+	echo "ok $tap_n # skip $1"
+}
+
+skip_all() { # skip_all REASON: the whole script
+	echo "1..0 # SKIP $1"
+	exit 0
+}
+
+diag() { printf '# %s\n' "$*"; }
+
+bail() {
+	echo "Bail out! $*"
+	exit 255
+}
+
+done_testing() {
+	echo "1..$tap_n"
+	[ "$tap_failed" -eq 0 ]
+}
+
+# run CMD...: runs it, stdout in $out, stderr in $err, exit status in $rc (never fails the script)
+run() {
+	_o=$(mktemp "$T/out.XXXXXX")
+	_e=$(mktemp "$T/err.XXXXXX")
+	rc=0
+	"$@" >"$_o" 2>"$_e" || rc=$?
+	out=$(cat "$_o")
+	err=$(cat "$_e")
+	rm -f "$_o" "$_e"
+}
+
+# A private temporary directory, removed at exit along with the services started by start_service.
+T=$(mktemp -d "${TMPDIR:-/tmp}/encfs-test.XXXXXX")
+_pids=""
+_cleanup() {
+	for _p in $_pids; do kill "$_p" 2>/dev/null; done
+	for _p in $_pids; do wait "$_p" 2>/dev/null; done
+	rm -rf "$T"
+}
+trap _cleanup EXIT
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# start_service NAME CMD...: starts a service in the background that writes its listening port
+# to the file named by $READY (set for it here) and waits up to 20 s for that; the port is then
+# in $port.  The service is stopped at exit.
+start_service() {
+	_name=$1
+	shift
+	READY=$T/$_name.port
+	export READY
+	"$@" >"$T/$_name.log" 2>&1 &
+	_pids="$_pids $!"
+	_i=0
+	while [ ! -s "$READY" ]; do
+		_i=$((_i + 1))
+		if [ $_i -gt 200 ]; then
+			cat "$T/$_name.log" >&2
+			bail "$_name did not start"
+		fi
+		sleep 0.1
+	done
+	port=$(cat "$READY")
+	unset READY
+}
+
+sha256() { sha256sum "$1" | cut -d' ' -f1; }
