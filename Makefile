@@ -16,7 +16,17 @@
 
 .SUFFIXES:
 .DELETE_ON_ERROR:
+.SECONDARY:
 SHELL := /bin/sh
+
+# V=1 shows the full commands
+ifeq ($(V),1)
+Q :=
+say = @:
+else
+Q := @
+say = @printf '  %-6s %s\n'
+endif
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
@@ -74,36 +84,41 @@ all: $(BINS)
 # --- compile -------------------------------------------------------------------------------
 $(B)/common/%.o: common/%.c $(wildcard common/*.h) Makefile
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(call pkg_cflags,$(BASE_PKGS)) -c -o $@ $<
+	$(say) CC $@
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(call pkg_cflags,$(BASE_PKGS)) -c -o $@ $<
 
 define tool_rules
 $(B)/cmd/$(1)/%.o: cmd/$(1)/%.c $(wildcard cmd/$(1)/*.h) $(wildcard common/*.h) Makefile
 	@mkdir -p $$(@D)
-	$$(CC) $$(CPPFLAGS) -Icmd/$(1) $$(CFLAGS) $$(call pkg_cflags,$$(BASE_PKGS) $$($(1)_PKGS)) -c -o $$@ $$<
+	$$(say) CC $$@
+	$$(Q)$$(CC) $$(CPPFLAGS) -Icmd/$(1) $$(CFLAGS) $$(call pkg_cflags,$$(BASE_PKGS) $$($(1)_PKGS)) -c -o $$@ $$<
 
 $(call tool_lib,$(1)): $(call tool_objs,$(1))
 	@mkdir -p $$(@D)
-	rm -f $$@ && $$(AR) rcs $$@ $$^
+	$$(Q)rm -f $$@ && $$(AR) rcs $$@ $$^
 
 $(B)/bin/$(1): $(B)/cmd/$(1)/main.o $(call tool_lib,$(1)) $(COMMON_LIB)
 	@mkdir -p $$(@D)
-	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(call pkg_libs,$$(BASE_PKGS) $$($(1)_PKGS))
+	$$(say) LINK $$@
+	$$(Q)$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(call pkg_libs,$$(BASE_PKGS) $$($(1)_PKGS))
 endef
 $(foreach t,$(TOOLS),$(eval $(call tool_rules,$(t))))
 
 $(COMMON_LIB): $(COMMON_OBJ)
 	@mkdir -p $(@D)
-	rm -f $@ && $(AR) rcs $@ $^
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
 
 # --- unit tests ----------------------------------------------------------------------------
 $(B)/test/%.o: test/unit/%.c test/unit/tap.h $(wildcard common/*.h) Makefile
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) -Itest/unit $(addprefix -Icmd/,$(call test_tool,$*)) $(CFLAGS) \
+	$(say) CC $@
+	$(Q)$(CC) $(CPPFLAGS) -Itest/unit $(addprefix -Icmd/,$(call test_tool,$*)) $(CFLAGS) \
 	  $(call pkg_cflags,$(ALL_PKGS)) -c -o $@ $<
 
 .SECONDEXPANSION:
 $(B)/test/%: $(B)/test/%.o $$(foreach t,$$(call test_tool,$$*),$$(call tool_lib,$$(t))) $(COMMON_LIB)
-	$(CC) $(LDFLAGS) -o $@ $^ $(call pkg_libs,$(ALL_PKGS))
+	$(say) LINK $@
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(call pkg_libs,$(ALL_PKGS))
 
 .PHONY: tests
 tests: $(BINS) $(UNIT_BINS)
@@ -128,17 +143,20 @@ FUZZ_CC   ?= clang
 FUZZ_TIME ?= 30
 FB        := build-fuzz
 FUZZ_SRC  := $(wildcard test/fuzz/*.c)
-FUZZ_BINS := $(FUZZ_SRC:test/fuzz/%.c=$(FB)/fuzz/%)
+# FUZZ_TARGETS="config-load common-json" runs only those
+FUZZ_TARGETS ?= $(FUZZ_SRC:test/fuzz/%.c=%)
+FUZZ_BINS := $(FUZZ_TARGETS:%=$(FB)/fuzz/%)
 
 .PHONY: fuzz fuzz-build
 fuzz-build:
 	@$(MAKE) --no-print-directory B=$(FB) CC=$(FUZZ_CC) \
 	  SAN_FLAGS='-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer' \
-	  $(COMMON_LIB:$(B)/%=$(FB)/%) $(foreach t,$(TOOLS),$(FB)/lib$(t).a) $(FUZZ_BINS)
+	  $(FUZZ_BINS)
 
-$(FB)/fuzz/%: test/fuzz/%.c $(FB)/libcommon.a $$(foreach t,$$(call test_tool,$$*),$(FB)/lib$$(t).a)
+$(FB)/fuzz/%: test/fuzz/%.c $$(foreach t,$$(call test_tool,$$*),$(FB)/lib$$(t).a) $(FB)/libcommon.a
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(CPPFLAGS) -Itest/unit $(addprefix -Icmd/,$(call test_tool,$*)) $(CSTD) $(WARN) -O1 -g \
+	$(say) FUZZ $@
+	$(Q)$(FUZZ_CC) $(CPPFLAGS) -Itest/unit $(addprefix -Icmd/,$(call test_tool,$*)) $(CSTD) $(WARN) -O1 -g \
 	  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 	  $(call pkg_cflags,$(ALL_PKGS)) -o $@ $^ $(call pkg_libs,$(ALL_PKGS))
 

@@ -82,14 +82,17 @@ static int utf8_tail(struct scan *v, unsigned c)
 			lo = 0x90;
 		if (c == 0xF4)
 			hi = 0x8F;
-	} else
+	} else {
+		v->pos--; /* point at the offending byte */
 		return bad(v, "invalid UTF-8 lead byte");
+	}
 	for (int i = 0; i < n; i++) {
 		if (v->pos >= v->len)
 			return bad(v, "truncated UTF-8 sequence");
-		unsigned b = v->s[v->pos++];
+		unsigned b = v->s[v->pos];
 		if (b < lo || b > hi)
 			return bad(v, "invalid UTF-8 continuation byte");
+		v->pos++;
 		lo = 0x80;
 		hi = 0xBF;
 	}
@@ -611,6 +614,9 @@ int json_parse(struct json *j, const char *text, size_t len, int max_tokens, str
 			       len, JSON_MAX_TEXT);
 	struct scan v = {(const unsigned char *)text, len, 0, 0, 0, max_tokens, e};
 	skip_ws(&v);
+	/* every document we read is an object or array; jsmn's strict mode also wants one */
+	if (peek(&v) != '{' && peek(&v) != '[')
+		return bad(&v, "expected an object or an array");
 	if (scan_value(&v) != 0)
 		return -1;
 	skip_ws(&v);

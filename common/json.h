@@ -23,7 +23,8 @@ struct json {
 };
 
 /* Parses text[0..len) (need not be NUL-terminated).  Rejects, with the byte offset and reason in
- * e (code EXIT_CONFIG unless the caller rewrites it): bad grammar, trailing data, invalid UTF-8,
+ * e (code EXIT_CONFIG unless the caller rewrites it): a top level other than an object or
+ * array, bad grammar, trailing data, invalid UTF-8,
  * control characters or bad escapes in strings, \u0000, lone surrogates, nesting deeper than
  * JSON_MAX_DEPTH, duplicate keys in an object, more than max_tokens values, text over
  * JSON_MAX_TEXT. */

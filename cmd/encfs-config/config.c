@@ -1,0 +1,521 @@
+/* EncfsSideCarArgs: the upstream sidecar's configuration, validated field by field before any
+ * network call, so that a mistake is reported with its path instead of failing half way. */
+#include "config.h"
+
+#include "encode.h"
+#include "secmem.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* --- field checks ------------------------------------------------------------------------- */
+
+struct check {
+	struct json *j;
+	unsigned flags;
+	struct err *e;
+};
+
+static int field_err(struct check *c, int tok, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int field_err(struct check *c, int tok, const char *fmt, ...)
+{
+	char path[256], why[512];
+	json_path(c->j, tok, path, sizeof path);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof why, fmt, ap);
+	va_end(ap);
+	return err_set(c->e, EXIT_CONFIG, "config: %s: %s", path, why);
+}
+
+/* Error for a member that is required but absent from object obj. */
+static int missing(struct check *c, int obj, const char *name, const char *hint)
+{
+	char path[256];
+	json_path(c->j, obj, path, sizeof path);
+	return err_set(c->e, EXIT_CONFIG, "config: %s%s%s: missing (%s)", obj ? path : "",
+		       obj ? "." : "", name, hint);
+}
+
+static int want_type(struct check *c, int tok, enum json_type t)
+{
+	if (json_type(c->j, tok) == t)
+		return 0;
+	return field_err(c, tok, "is %s, expected %s", json_type_name(json_type(c->j, tok)),
+			 json_type_name(t));
+}
+
+/* "<...>" is how the upstream examples mark a value to fill in. */
+static int placeholder(struct check *c, int tok)
+{
+	size_t n;
+	const char *s = json_raw(c->j, tok, &n);
+	if (n >= 2 && s[0] == '<' && s[n - 1] == '>')
+		return field_err(c, tok, "\"%.*s\" is a placeholder from the example (fill in the real value)",
+				 (int)(n > 80 ? 80 : n), s);
+	return 0;
+}
+
+/* In template mode a placeholder string stands for a value still to fill in: warn, check no more. */
+static int skip_placeholder(struct check *c, int tok)
+{
+	size_t n;
+	const char *s = json_raw(c->j, tok, &n);
+	if (!(c->flags & CONFIG_TEMPLATE) || json_type(c->j, tok) != JSON_STRING || n < 2 ||
+	    s[0] != '<' || s[n - 1] != '>')
+		return 0;
+	char path[256];
+	json_path(c->j, tok, path, sizeof path);
+	log_warn("config: %s: \"%.*s\" is a placeholder still to fill in", path, (int)(n > 80 ? 80 : n), s);
+	return 1;
+}
+
+/* A non-empty string without control characters; returns its decoded value (malloc) or NULL. */
+static char *want_string(struct check *c, int tok)
+{
+	if (want_type(c, tok, JSON_STRING) != 0)
+		return NULL;
+	char *s = json_string(c->j, tok);
+	if (!s) {
+		err_set(c->e, EXIT_INTERNAL, "config: out of memory");
+		return NULL;
+	}
+	const char *why = NULL;
+	if (!*s)
+		why = "is empty";
+	for (const unsigned char *p = (const unsigned char *)s; !why && *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			why = "contains a control character";
+	if (!why && placeholder(c, tok) != 0) {
+		free(s);
+		return NULL;
+	}
+	if (why) {
+		field_err(c, tok, "%s", why);
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+static int check_string(struct check *c, int tok)
+{
+	if (skip_placeholder(c, tok))
+		return 0;
+	char *s = want_string(c, tok);
+	free(s);
+	return s ? 0 : -1;
+}
+
+static int check_bool(struct check *c, int tok) { return want_type(c, tok, JSON_BOOL); }
+
+/* The object's members must be among known; others are warned about (the upstream format may grow
+ * fields we do not use, and refusing them would break configs that work upstream). */
+static int check_members(struct check *c, int obj, const char *const *known)
+{
+	int key, val;
+	for (int i = 0; json_member_at(c->j, obj, i, &key, &val) == 0; i++) {
+		int found = 0;
+		for (const char *const *k = known; *k && !found; k++)
+			found = json_string_eq(c->j, key, *k);
+		if (!found) {
+			char path[256];
+			json_path(c->j, val, path, sizeof path);
+			log_warn("config: %s: unknown field, ignored (check its spelling)", path);
+		}
+	}
+	return 0;
+}
+
+/* A URL "scheme://host[:port][/path]" whose scheme is https (or http when allowed). */
+static int check_url(struct check *c, int tok, int need_path)
+{
+	if (skip_placeholder(c, tok))
+		return 0;
+	char *s = want_string(c, tok);
+	if (!s)
+		return -1;
+	int rc = 0;
+	const char *rest = NULL;
+	if (strncmp(s, "https://", 8) == 0)
+		rest = s + 8;
+	else if (strncmp(s, "http://", 7) == 0) {
+		if (!(c->flags & CONFIG_ALLOW_HTTP))
+			rc = field_err(c, tok, "\"%s\" is plain http (https is required; http is a test switch)", s);
+		rest = s + 7;
+	} else {
+		rc = field_err(c, tok, "\"%s\" is not an https:// URL", s);
+	}
+	if (rc == 0) {
+		size_t host = strcspn(rest, "/?#");
+		if (host == 0 || strchr(rest, ' ') || strchr(rest, '\\'))
+			rc = field_err(c, tok, "\"%s\" is not a valid URL (no host, or spaces)", s);
+		else if (need_path && (rest[host] != '/' || rest[host + 1] == '\0'))
+			rc = field_err(c, tok, "\"%s\" names no blob (expected https://account.blob.core.windows.net/container/blob)", s);
+	}
+	free(s);
+	return rc;
+}
+
+/* An endpoint: a host name ("myvault.vault.azure.net", as upstream writes them), host:port, or a
+ * URL of the same. */
+static int check_endpoint(struct check *c, int tok)
+{
+	if (skip_placeholder(c, tok))
+		return 0;
+	size_t n;
+	const char *raw = json_raw(c->j, tok, &n);
+	if (json_type(c->j, tok) == JSON_STRING && memchr(raw, ':', n) && n > 3 &&
+	    memmem(raw, n, "://", 3))
+		return check_url(c, tok, 0);
+	char *s = want_string(c, tok);
+	if (!s)
+		return -1;
+	int rc = 0;
+	for (const char *p = s; *p && rc == 0; p++)
+		if (!(((*p | 0x20) >= 'a' && (*p | 0x20) <= 'z') || (*p >= '0' && *p <= '9') ||
+		      *p == '.' || *p == '-' || *p == ':' || *p == '/'))
+			rc = field_err(c, tok, "\"%s\" is not a host name or URL", s);
+	free(s);
+	return rc;
+}
+
+static int check_hex(struct check *c, int tok, const char *what)
+{
+	if (skip_placeholder(c, tok))
+		return 0;
+	if (want_type(c, tok, JSON_STRING) != 0 || placeholder(c, tok) != 0)
+		return -1;
+	size_t n;
+	const char *s = json_raw(c->j, tok, &n);
+	if (n == 0 || n % 2 != 0)
+		return field_err(c, tok, "%s must be an even number of hex digits", what);
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || ((s[i] | 0x20) >= 'a' && (s[i] | 0x20) <= 'f')))
+			return field_err(c, tok, "%s is not hex (character %zu is '%c')", what, i + 1,
+					 s[i] >= 0x20 && s[i] < 0x7f ? s[i] : '?');
+	return 0;
+}
+
+/* --- sections ----------------------------------------------------------------------------- */
+
+static int check_azure_info(struct check *c, int info)
+{
+	static const char *const known[] = {"identity", "certcache", NULL};
+	static const char *const known_identity[] = {"client_id", NULL};
+	static const char *const known_cache[] = {"endpoint_type", "endpoint", "tee_type", "api_version", NULL};
+	if (want_type(c, info, JSON_OBJECT) != 0)
+		return -1;
+	check_members(c, info, known);
+	int id = json_member(c->j, info, "identity");
+	if (id >= 0) {
+		if (want_type(c, id, JSON_OBJECT) != 0)
+			return -1;
+		check_members(c, id, known_identity);
+		int cid = json_member(c->j, id, "client_id");
+		if (cid >= 0 && check_string(c, cid) != 0)
+			return -1;
+	}
+	int cache = json_member(c->j, info, "certcache");
+	if (cache >= 0) {
+		if (want_type(c, cache, JSON_OBJECT) != 0)
+			return -1;
+		check_members(c, cache, known_cache);
+		int type = json_member(c->j, cache, "endpoint_type");
+		if (type >= 0 && !json_string_eq(c->j, type, "AMD") && !json_string_eq(c->j, type, "AzCache") &&
+		    !json_string_eq(c->j, type, "LocalTHIM"))
+			return json_type(c->j, type) != JSON_STRING
+				       ? want_type(c, type, JSON_STRING)
+				       : field_err(c, type, "unknown endpoint type (expected AMD, AzCache or LocalTHIM)");
+		int ep = json_member(c->j, cache, "endpoint");
+		if (ep >= 0 && check_endpoint(c, ep) != 0)
+			return -1;
+		int tee = json_member(c->j, cache, "tee_type");
+		if (tee >= 0 && check_string(c, tee) != 0)
+			return -1;
+		int api = json_member(c->j, cache, "api_version");
+		if (api >= 0 && check_string(c, api) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+static const char *const known_kty[] = {"oct", "oct-HSM", "RSA", "RSA-HSM", NULL};
+
+static int check_key(struct check *c, int key)
+{
+	static const char *const known[] = {"kid", "kty", "key_ops", "authority", "akv", NULL};
+	static const char *const known_authority[] = {"endpoint", NULL};
+	static const char *const known_akv[] = {"endpoint", "api_version", "bearer_token", NULL};
+	if (want_type(c, key, JSON_OBJECT) != 0)
+		return -1;
+	check_members(c, key, known);
+	int kid = json_member(c->j, key, "kid");
+	if (kid < 0)
+		return missing(c, key, "kid", "the key's name in the vault, or set raw_key in a test");
+	if (check_string(c, kid) != 0)
+		return -1;
+	int kty = json_member(c->j, key, "kty");
+	if (kty >= 0 && !skip_placeholder(c, kty)) {
+		if (want_type(c, kty, JSON_STRING) != 0 || placeholder(c, kty) != 0)
+			return -1;
+		int ok = 0;
+		for (const char *const *k = known_kty; *k && !ok; k++)
+			ok = json_string_eq(c->j, kty, *k);
+		if (!ok)
+			return field_err(c, kty, "unknown key type (expected oct-HSM or RSA-HSM, or oct / RSA)");
+	}
+	int ops = json_member(c->j, key, "key_ops");
+	if (ops >= 0) {
+		if (want_type(c, ops, JSON_ARRAY) != 0)
+			return -1;
+		for (int i = 0; i < json_size(c->j, ops); i++)
+			if (check_string(c, json_element(c->j, ops, i)) != 0)
+				return -1;
+	}
+	int auth = json_member(c->j, key, "authority");
+	if (auth < 0)
+		return missing(c, key, "authority", "the attestation service that vouches for this VM");
+	if (want_type(c, auth, JSON_OBJECT) != 0)
+		return -1;
+	check_members(c, auth, known_authority);
+	int aep = json_member(c->j, auth, "endpoint");
+	if (aep < 0)
+		return missing(c, auth, "endpoint", "e.g. sharedeus2.eus2.attest.azure.net");
+	if (check_endpoint(c, aep) != 0)
+		return -1;
+	int akv = json_member(c->j, key, "akv");
+	if (akv < 0)
+		return missing(c, key, "akv", "the Key Vault or Managed HSM holding the key");
+	if (want_type(c, akv, JSON_OBJECT) != 0)
+		return -1;
+	check_members(c, akv, known_akv);
+	int vep = json_member(c->j, akv, "endpoint");
+	if (vep < 0)
+		return missing(c, akv, "endpoint", "e.g. myvault.vault.azure.net or myhsm.managedhsm.azure.net");
+	if (check_endpoint(c, vep) != 0)
+		return -1;
+	int api = json_member(c->j, akv, "api_version");
+	if (api >= 0 && check_string(c, api) != 0)
+		return -1;
+	int bearer = json_member(c->j, akv, "bearer_token");
+	if (bearer >= 0 && check_string(c, bearer) != 0)
+		return -1;
+	return 0;
+}
+
+/* Normalised mount point for duplicate detection: trailing slashes dropped. */
+static void normal_mount(const char *s, char *out, size_t size)
+{
+	size_t n = strlen(s);
+	while (n > 1 && s[n - 1] == '/')
+		n--;
+	snprintf(out, size, "%.*s", (int)n, s);
+}
+
+static int check_mount_point(struct check *c, int tok)
+{
+	if (skip_placeholder(c, tok))
+		return 0;
+	char *s = want_string(c, tok);
+	if (!s)
+		return -1;
+	int rc = 0;
+	if (s[0] != '/')
+		rc = field_err(c, tok, "\"%s\" is not an absolute path (mount points start with /)", s);
+	else if (strspn(s, "/") == strlen(s))
+		rc = field_err(c, tok, "\"%s\" is the root directory (name a directory below it)", s);
+	else if (strstr(s, "/../") || strstr(s, "/./") ||
+		 (strlen(s) >= 3 && strcmp(s + strlen(s) - 3, "/..") == 0) ||
+		 (strlen(s) >= 2 && strcmp(s + strlen(s) - 2, "/.") == 0))
+		rc = field_err(c, tok, "\"%s\" has . or .. components (give the plain absolute path)", s);
+	else if (strlen(s) > 3000)
+		rc = field_err(c, tok, "is longer than 3000 bytes");
+	free(s);
+	return rc;
+}
+
+static int check_filesystem(struct check *c, int fs)
+{
+	static const char *const known[] = {"mount_point", "azure_url", "azure_url_private", "read_write",
+					    "key", "key_derivation", "raw_key", NULL};
+	static const char *const known_kd[] = {"salt", "label", NULL};
+	if (want_type(c, fs, JSON_OBJECT) != 0)
+		return -1;
+	check_members(c, fs, known);
+
+	int mp = json_member(c->j, fs, "mount_point");
+	if (mp < 0)
+		return missing(c, fs, "mount_point", "the absolute path where the filesystem appears");
+	if (check_mount_point(c, mp) != 0)
+		return -1;
+	int url = json_member(c->j, fs, "azure_url");
+	if (url < 0)
+		return missing(c, fs, "azure_url", "the page blob holding the encrypted image");
+	if (check_url(c, url, 1) != 0)
+		return -1;
+	int priv = json_member(c->j, fs, "azure_url_private");
+	if (priv >= 0 && check_bool(c, priv) != 0)
+		return -1;
+	int rw = json_member(c->j, fs, "read_write");
+	if (rw >= 0 && check_bool(c, rw) != 0)
+		return -1;
+
+	int raw = json_member(c->j, fs, "raw_key");
+	int key = json_member(c->j, fs, "key");
+	if (raw >= 0) {
+		if (!(c->flags & CONFIG_ALLOW_RAW_KEY))
+			return field_err(c, raw, "raw_key is a test-only field and raw keys are not enabled "
+					 "(remove it and use key release, or enable raw keys for a test)");
+		if (check_hex(c, raw, "raw_key") != 0)
+			return -1;
+	}
+	int has_kid = key >= 0 && json_member(c->j, key, "kid") >= 0;
+	if (key >= 0 && (has_kid || raw < 0)) {
+		if (check_key(c, key) != 0)
+			return -1;
+	} else if (key < 0 && raw < 0) {
+		return missing(c, fs, "key", "the key to release from Key Vault or Managed HSM");
+	} else if (key >= 0 && want_type(c, key, JSON_OBJECT) != 0) {
+		return -1;
+	}
+
+	int kd = json_member(c->j, fs, "key_derivation");
+	if (kd >= 0) {
+		if (want_type(c, kd, JSON_OBJECT) != 0)
+			return -1;
+		check_members(c, kd, known_kd);
+		int salt = json_member(c->j, kd, "salt");
+		if (salt >= 0 && check_hex(c, salt, "salt") != 0)
+			return -1;
+		int label = json_member(c->j, kd, "label");
+		if (label >= 0 && check_string(c, label) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int check_config(struct check *c)
+{
+	static const char *const known[] = {"azure_info", "azure_filesystems", NULL};
+	if (want_type(c, 0, JSON_OBJECT) != 0)
+		return -1;
+	check_members(c, 0, known);
+	int info = json_member(c->j, 0, "azure_info");
+	if (info >= 0 && check_azure_info(c, info) != 0)
+		return -1;
+	int list = json_member(c->j, 0, "azure_filesystems");
+	if (list < 0)
+		return missing(c, 0, "azure_filesystems", "the list of filesystems to mount");
+	if (want_type(c, list, JSON_ARRAY) != 0)
+		return -1;
+	int n = json_size(c->j, list);
+	if (n == 0)
+		return field_err(c, list, "is empty (list at least one filesystem)");
+	if (n > 64)
+		return field_err(c, list, "has %d entries; at most 64 are supported", n);
+	for (int i = 0; i < n; i++)
+		if (check_filesystem(c, json_element(c->j, list, i)) != 0)
+			return -1;
+	/* every mount point is a valid absolute path of at most 3000 bytes by now */
+	for (int i = 0; i < n; i++) {
+		char mine[3008], other[3008];
+		int mp = json_member(c->j, json_element(c->j, list, i), "mount_point");
+		if (json_string_buf(c->j, mp, other, sizeof other) != 0)
+			return err_set(c->e, EXIT_INTERNAL, "config: mount point too long");
+		normal_mount(other, mine, sizeof mine);
+		for (int k = 0; k < i; k++) {
+			int kmp = json_member(c->j, json_element(c->j, list, k), "mount_point");
+			char theirs[3008];
+			if (json_string_buf(c->j, kmp, other, sizeof other) != 0)
+				return err_set(c->e, EXIT_INTERNAL, "config: mount point too long");
+			normal_mount(other, theirs, sizeof theirs);
+			if (strcmp(mine, theirs) == 0)
+				return field_err(c, mp, "\"%s\" is also the mount point of "
+						 "azure_filesystems[%d] (each filesystem needs its own)", mine, k);
+		}
+	}
+	return 0;
+}
+
+/* --- loading ------------------------------------------------------------------------------ */
+
+static int is_space(char ch) { return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r'; }
+
+int config_load(struct config *c, const char *in, size_t len, unsigned flags, struct err *e)
+{
+	memset(c, 0, sizeof *c);
+	while (len > 0 && is_space(*in)) {
+		in++;
+		len--;
+	}
+	while (len > 0 && is_space(in[len - 1]))
+		len--;
+	if (len == 0)
+		return err_set(e, EXIT_CONFIG, "config: empty (set EncfsSideCarArgs to the base64 of the JSON configuration)");
+	if (len > CONFIG_MAX_BYTES)
+		return err_set(e, EXIT_CONFIG, "config: %zu bytes is more than the %u allowed", len, CONFIG_MAX_BYTES);
+
+	if (in[0] == '{' || in[0] == '[') {
+		c->text = malloc(len + 1);
+		if (!c->text)
+			return err_set(e, EXIT_INTERNAL, "config: out of memory");
+		memcpy(c->text, in, len);
+		c->text[len] = '\0';
+		c->len = len;
+	} else {
+		/* line breaks are allowed inside, as base64(1) writes them and Go's decoder skips them */
+		char *flat = malloc(len + 1);
+		size_t n = 0;
+		if (!flat)
+			return err_set(e, EXIT_INTERNAL, "config: out of memory");
+		for (size_t i = 0; i < len; i++)
+			if (in[i] != '\n' && in[i] != '\r')
+				flat[n++] = in[i];
+		c->text = (char *)b64_decode_alloc(flat, n, B64_STD, &c->len);
+		wipe(flat, n);
+		free(flat);
+		if (!c->text)
+			return err_set(e, EXIT_CONFIG, "config: not valid base64 (EncfsSideCarArgs is the standard "
+				       "base64 of the JSON configuration, or the JSON itself)");
+	}
+	if (json_parse(&c->json, c->text, c->len, CONFIG_MAX_TOKENS, e) != 0) {
+		err_wrap(e, "config");
+		config_free(c);
+		return -1;
+	}
+	struct check chk = {&c->json, flags, e};
+	if (check_config(&chk) != 0) {
+		config_free(c);
+		return -1;
+	}
+	c->filesystems = json_size(&c->json, json_member(&c->json, 0, "azure_filesystems"));
+	return 0;
+}
+
+void config_free(struct config *c)
+{
+	json_free(&c->json);
+	if (c->text) {
+		wipe(c->text, c->len); /* it may hold a bearer token or a raw key */
+		free(c->text);
+	}
+	c->text = NULL;
+	c->len = 0;
+}
+
+int config_is_secret_path(const char *path)
+{
+	size_t n = strlen(path);
+	static const char *const secret[] = {"bearer_token", "raw_key"};
+	for (size_t i = 0; i < sizeof secret / sizeof secret[0]; i++) {
+		size_t k = strlen(secret[i]);
+		if (n >= k && strcmp(path + n - k, secret[i]) == 0)
+			return 1;
+	}
+	return 0;
+}

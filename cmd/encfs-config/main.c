@@ -1,0 +1,146 @@
+/* encfs-config: validate the sidecar configuration and hand its fields to the shell. */
+#include "config.h"
+
+#include "io.h"
+#include "log.h"
+#include "secmem.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char usage_text[] =
+	"usage: encfs-config [-v] [--allow-raw-key] [--allow-http] [--template] [-f file] check\n"
+	"       encfs-config [-v] [--allow-raw-key] [--allow-http] [--template] [-f file] count\n"
+	"       encfs-config [-v] [--allow-raw-key] [--allow-http] [--template] [-f file] get path\n"
+	"\n"
+	"  -f, --file file    read the configuration from file (- for stdin) instead of\n"
+	"                     $EncfsSideCarArgs; base64 of the JSON, or the JSON itself\n"
+	"  --allow-raw-key    accept raw_key (tests only)\n"
+	"  --allow-http       accept plain http:// URLs and endpoints (tests only)\n"
+	"  --template         warn about \"<...>\" placeholders instead of refusing them\n"
+	"  -v, --verbose      log more (repeatable)\n"
+	"  -h, --help         print this help\n";
+
+_Noreturn static void usage(int code)
+{
+	fputs(usage_text, code == EXIT_OK ? stdout : stderr);
+	exit(code);
+}
+
+static char *read_config(const char *file, size_t *len)
+{
+	if (file) {
+		char *text = read_file_capped(file, CONFIG_MAX_BYTES * 2, len);
+		if (!text)
+			die(errno == EFBIG ? EXIT_CONFIG : EXIT_CONFIG, "config: reading %s: %s (check the path)",
+			    file, errno == EFBIG ? "too large" : strerror(errno));
+		return text;
+	}
+	const char *env = getenv("EncfsSideCarArgs");
+	if (!env)
+		die(EXIT_CONFIG, "config: EncfsSideCarArgs is not set (set it to the base64 of the JSON "
+		    "configuration, or pass -f file)");
+	*len = strlen(env);
+	char *text = strdup(env);
+	if (!text)
+		die(EXIT_INTERNAL, "config: out of memory");
+	return text;
+}
+
+/* Prints the scalar at path: strings as they are, booleans as true/false, nothing when absent. */
+static int get(struct config *c, const char *path)
+{
+	int tok = json_get(&c->json, 0, path);
+	if (tok < 0)
+		return EXIT_OK;
+	enum json_type t = json_type(&c->json, tok);
+	if (t == JSON_OBJECT || t == JSON_ARRAY)
+		die(EXIT_USAGE, "get %s: is %s, not a single value (name a field inside it)", path,
+		    json_type_name(t));
+	if (config_is_secret_path(path) && isatty(STDOUT_FILENO))
+		die(EXIT_USAGE, "get %s: refusing to print a secret to a terminal (pipe it to the tool "
+		    "that needs it)", path);
+	if (t == JSON_NULL)
+		return EXIT_OK;
+	char *s = t == JSON_STRING ? json_string(&c->json, tok) : NULL;
+	size_t n;
+	const char *out = s;
+	if (t == JSON_STRING && !s)
+		die(EXIT_INTERNAL, "get %s: out of memory", path);
+	if (!s) {
+		const char *raw = json_raw(&c->json, tok, &n);
+		printf("%.*s\n", (int)n, raw);
+	} else {
+		for (const unsigned char *p = (const unsigned char *)out; *p; p++)
+			if (*p < 0x20)
+				die(EXIT_CONFIG, "get %s: the value holds a control character", path);
+		printf("%s\n", out);
+		wipe(s, strlen(s));
+		free(s);
+	}
+	return fflush(stdout) == 0 ? EXIT_OK : EXIT_INTERNAL;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"file", required_argument, NULL, 'f'},
+		{"allow-raw-key", no_argument, NULL, 'R'},
+		{"allow-http", no_argument, NULL, 'H'},
+		{"template", no_argument, NULL, 'T'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *file = NULL;
+	unsigned flags = 0;
+	int ch;
+
+	log_init(argv[0]);
+	secmem_init();
+	while ((ch = getopt_long(argc, argv, "f:vh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'f': file = optarg; break;
+		case 'R': flags |= CONFIG_ALLOW_RAW_KEY; break;
+		case 'H': flags |= CONFIG_ALLOW_HTTP; break;
+		case 'T': flags |= CONFIG_TEMPLATE; break;
+		case 'v': log_more_verbose(); break;
+		case 'h': usage(EXIT_OK);
+		default: usage(EXIT_USAGE);
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc < 1)
+		usage(EXIT_USAGE);
+	const char *cmd = argv[0];
+	if (!((strcmp(cmd, "check") == 0 && argc == 1) || (strcmp(cmd, "count") == 0 && argc == 1) ||
+	      (strcmp(cmd, "get") == 0 && argc == 2)))
+		usage(EXIT_USAGE);
+
+	size_t len;
+	char *text = read_config(file, &len);
+	struct config c;
+	struct err e;
+	int rc = config_load(&c, text, len, flags, &e);
+	wipe(text, len);
+	free(text);
+	if (rc != 0)
+		die_err(&e);
+
+	if (strcmp(cmd, "check") == 0) {
+		log_info("config: %d filesystem%s, valid", c.filesystems, c.filesystems == 1 ? "" : "s");
+		rc = EXIT_OK;
+	} else if (strcmp(cmd, "count") == 0) {
+		printf("%d\n", c.filesystems);
+		rc = fflush(stdout) == 0 ? EXIT_OK : EXIT_INTERNAL;
+	} else {
+		rc = get(&c, argv[1]);
+	}
+	config_free(&c);
+	return rc;
+}

@@ -1,0 +1,118 @@
+/* common/log.c: redaction of secrets in every log line, levels, the log file. */
+#include "io.h"
+#include "log.h"
+#include "secmem.h"
+#include "service.h"
+#include "tap.h"
+
+#include <errno.h>
+#include <sys/stat.h>
+
+static const char *redact(const char *in)
+{
+	static char out[1024];
+	log_redact(in, out, sizeof out);
+	return out;
+}
+
+int main(void)
+{
+	static const struct { const char *in, *out, *name; } v[] = {
+		{"Authorization: Bearer abc.def-ghi_jkl", "Authorization: Bearer <redacted>", "bearer token"},
+		{"bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln", "bearer <redacted>", "bearer, any case"},
+		{"token eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl end",
+		 "token eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.<redacted> end", "JWT keeps header.payload"},
+		{"eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.", "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.",
+		 "unsigned JWT has nothing to cut"},
+		{"GET https://a.blob.core.windows.net/c/b?sv=2021&sig=AbC%2Bd&se=x",
+		 "GET https://a.blob.core.windows.net/c/b?sv=2021&sig=<redacted>&se=x", "SAS signature"},
+		{"{\"access_token\":\"secret\\\"x\",\"expires_in\":1}",
+		 "{\"access_token\":\"<redacted>\",\"expires_in\":1}", "access_token in JSON"},
+		{"client_assertion=abc&x=1", "client_assertion=<redacted>&x=1", "client assertion"},
+		{"{\"bearer_token\": \"xyz\"}", "{\"bearer_token\": \"xyz\"}", "spaced JSON is a different shape"},
+		{"nothing secret here: eyJ but not a token", "nothing secret here: eyJ but not a token",
+		 "ordinary text untouched"},
+	};
+	for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+		is_str(redact(v[i].in), v[i].out, "redact: %s", v[i].name);
+
+	char small[8];
+	log_redact("Bearer abcdefghijkl", small, sizeof small);
+	is_int((long long)strlen(small), 7, "redaction output is cut to its buffer");
+
+	/* the log file: created 0600, appended, lines redacted, level honoured */
+	char path[512];
+	snprintf(path, sizeof path, "%s/log", test_tmpdir());
+	setenv("LogFile", path, 1);
+	setenv("LogLevel", "info", 1);
+	log_init("/usr/bin/encfs-test");
+	is_str(log_progname(), "encfs-test", "program name is the basename");
+	is_int(log_get_level(), LOG_INFO, "LogLevel=info");
+	log_info("hello Bearer abc.def.ghi");
+	log_debug("not shown at info");
+	log_warn("two\nlines");
+	struct stat st;
+	is_int(stat(path, &st), 0, "LogFile created");
+	is_int(st.st_mode & 0777, 0600, "... mode 0600");
+	size_t len;
+	char *text = read_file_capped(path, 4096, &len);
+	like(text, "encfs-test: info: hello Bearer <redacted>", "info line written, redacted");
+	ok(text && !strstr(text, "not shown"), "debug line not written at info");
+	like(text, "encfs-test: warning: two lines", "a newline in a message cannot forge a log line");
+	free(text);
+	log_more_verbose();
+	is_int(log_get_level(), LOG_DEBUG, "-v raises the level");
+
+	setenv("LogLevel", "nonsense", 1);
+	unsetenv("LogFile");
+	log_init("x");
+	is_int(log_get_level(), LOG_WARN, "an unknown LogLevel falls back to warning");
+
+	struct err e;
+	is_int(err_set(&e, EXIT_CONFIG, "inner: %s", "why"), -1, "err_set returns -1");
+	err_wrap(&e, "outer");
+	is_str(e.msg, "outer: inner: why", "err_wrap adds context");
+	is_int(e.code, EXIT_CONFIG, "... keeping the code");
+
+	/* secbuf_read_fd: cap honoured */
+	int p[2];
+	if (pipe(p) != 0)
+		return 1;
+	if (write(p[1], "0123456789", 10) != 10)
+		return 1;
+	close(p[1]);
+	struct secbuf b;
+	secmem_init();
+	is_int(secbuf_read_fd(p[0], 9, &b), -1, "secbuf_read_fd refuses more than the cap");
+	close(p[0]);
+	if (pipe(p) != 0 || write(p[1], "0123456789", 10) != 10)
+		return 1;
+	close(p[1]);
+	is_int(secbuf_read_fd(p[0], 10, &b), 0, "secbuf_read_fd reads exactly the cap");
+	ok(b.len == 10 && memcmp(b.data, "0123456789", 10) == 0, "... all of it");
+	secbuf_free(&b);
+	close(p[0]);
+
+	/* read_fd_capped around the 4096-byte growth step */
+	static const size_t sizes[] = {0, 1, 4094, 4095, 4096, 4097, 10000};
+	for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+		char file[600];
+		snprintf(file, sizeof file, "%s/f%zu", test_tmpdir(), i);
+		FILE *f = fopen(file, "w");
+		for (size_t k = 0; k < sizes[i]; k++)
+			fputc('a' + (int)(k % 26), f);
+		fclose(f);
+		char *d = read_file_capped(file, sizes[i], &len);
+		ok(d && len == sizes[i], "read_file_capped reads %zu bytes with cap %zu", sizes[i], sizes[i]);
+		free(d);
+		if (sizes[i] > 0) {
+			d = read_file_capped(file, sizes[i] - 1, &len);
+			ok(!d && errno == EFBIG, "... and refuses them with cap %zu", sizes[i] - 1);
+			free(d);
+		}
+		remove(file);
+	}
+	remove(path);
+	rmdir(test_tmpdir());
+	return done_testing();
+}
