@@ -1,0 +1,82 @@
+#!/bin/sh
+# Man pages: every tool and encfs.sh has one; each renders and is lint-clean; each has EXAMPLES and
+# the one EXIT STATUS table; --help names exactly the options the page documents.
+# shellcheck disable=SC1091,SC2154 # lib.sh is found at run time; it sets out, err and rc
+. "$ENCFS_SRC/test/lib.sh"
+
+command -v mandoc >/dev/null 2>&1 || skip_all "mandoc not installed"
+
+exit_status='.Sh EXIT STATUS
+.Bl -tag -width Ds -compact
+.It 0
+success
+.It 1
+internal error: a bug, out of memory, or an unexpected system error
+.It 2
+usage: bad command line
+.It 3
+configuration: bad configuration or input
+.It 4
+network: a service could not be reached or kept failing after retries
+.It 5
+denied: a service refused (authentication, authorisation, release policy)
+.It 6
+attestation: no attestation report or evidence could be produced or verified
+.It 7
+crypto: a signature, certificate chain, checksum, key or unwrap check failed
+.It 8
+device: device-mapper, loop, mount, file or blob I/O failed
+.El'
+
+# the options a page documents: its Fl macros, as -x and --long
+page_options() {
+	grep '^\.' "$1" | sed 's/\\-/-/g' |
+		grep -o '\bFl -\{0,1\}[A-Za-z0-9][A-Za-z0-9-]*' | sed 's/^Fl /-/' | sort -u
+}
+
+# the options --help names
+help_options() {
+	grep -o -- '\(^\|[][ ,|]\)--\{0,1\}[A-Za-z0-9][A-Za-z0-9-]*' | sed 's/^[][ ,|]*//' |
+		grep '^-' | sort -u
+}
+
+for page in "$ENCFS_SRC"/man/*.[1-8]; do
+	name=$(basename "$page")
+	run mandoc -T lint -W warning "$page"
+	is "$rc:$out$err" "0:" "$name: mandoc -T lint finds nothing at warning level"
+	run mandoc -T utf8 "$page"
+	ok "$([ "$rc" -eq 0 ] && [ -n "$out" ]; echo $?)" "$name: renders"
+	grep -q '^\.Sh EXAMPLES' "$page"
+	ok $? "$name: has EXAMPLES"
+done
+
+for dir in "$ENCFS_SRC"/cmd/*/; do
+	tool=$(basename "$dir")
+	page=$ENCFS_SRC/man/$tool.1
+	if [ ! -f "$page" ]; then
+		ok 1 "$tool: has a man page"
+		continue
+	fi
+	ok 0 "$tool: has a man page"
+	got=$(sed -n '/^\.Sh EXIT STATUS/,/^\.El/p' "$page")
+	is "$got" "$exit_status" "$tool: EXIT STATUS is the shared table"
+	if [ ! -x "$ENCFS_BIN/$tool" ]; then
+		skip "$tool not built"
+		continue
+	fi
+	run "$ENCFS_BIN/$tool" --help
+	is "$rc" 0 "$tool --help exits 0"
+	printf '%s\n' "$out" | help_options >"$T/help"
+	page_options "$page" >"$T/page"
+	is "$(comm -3 "$T/page" "$T/help" | tr -d '\t' | tr '\n' ' ')" "" \
+		"$tool: --help and the man page name the same options"
+done
+
+for f in "$ENCFS_SRC"/sh/*.sh; do
+	[ -f "$f" ] || continue
+	name=$(basename "$f")
+	[ -f "$ENCFS_SRC/man/$name.1" ]
+	ok $? "$name: has a man page"
+done
+
+done_testing
