@@ -129,9 +129,14 @@ PROVE ?= prove
 PROVE_FLAGS ?= --timer
 CHECK_TESTS ?= $(UNIT_BINS) $(sort $(wildcard test/*.t))
 
-.PHONY: check check-run
+.PHONY: check check-run clang-build
 check: deps
+	@$(MAKE) --no-print-directory clang-build
 	@$(MAKE) --no-print-directory check-run
+
+# the tree must build warning-free (-Werror) with clang as well as gcc
+clang-build:
+	@$(MAKE) --no-print-directory CC=clang B=build-clang all tests
 
 check-run: tests
 	ENCFS_BIN=$(CURDIR)/$(B)/bin ENCFS_SRC=$(CURDIR) ENCFS_BUILD=$(CURDIR)/$(B) \
