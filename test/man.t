@@ -75,8 +75,17 @@ done
 for f in "$ENCFS_SRC"/sh/*.sh; do
 	[ -f "$f" ] || continue
 	name=$(basename "$f")
-	[ -f "$ENCFS_SRC/man/$name.1" ]
-	ok $? "$name: has a man page"
+	if [ ! -f "$ENCFS_SRC/man/$name.1" ]; then
+		ok 1 "$name: has a man page"
+		continue
+	fi
+	ok 0 "$name: has a man page"
+	run sh "$f" --help
+	is "$rc" 0 "$name --help exits 0"
+	printf '%s\n' "$out" | help_options >"$T/help"
+	page_options "$ENCFS_SRC/man/$name.1" >"$T/page"
+	is "$(comm -3 "$T/page" "$T/help" | tr -d '\t' | tr '\n' ' ')" "" \
+		"$name: --help and the man page name the same options"
 done
 
 done_testing

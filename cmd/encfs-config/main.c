@@ -1,6 +1,7 @@
 /* encfs-config: validate the sidecar configuration and hand its fields to the shell. */
 #include "config.h"
 
+#include "encode.h"
 #include "io.h"
 #include "log.h"
 #include "secmem.h"
@@ -15,13 +16,15 @@
 static const char usage_text[] =
 	"usage: encfs-config [-v] [--allow-raw-key] [--allow-http] [--template] [-f file] check\n"
 	"       encfs-config [-v] [--allow-raw-key] [--allow-http] [--template] [-f file] count\n"
-	"       encfs-config [-v] [--allow-raw-key] [--allow-http] [--template] [-f file] get path\n"
+	"       encfs-config [-v] [--allow-raw-key] [--allow-http] [--template] [-f file] get\n"
+	"                    [--hex-decode] path\n"
 	"\n"
 	"  -f, --file file    read the configuration from file (- for stdin) instead of\n"
 	"                     $EncfsSideCarArgs; base64 of the JSON, or the JSON itself\n"
 	"  --allow-raw-key    accept raw_key (tests only)\n"
 	"  --allow-http       accept plain http:// URLs and endpoints (tests only)\n"
 	"  --template         warn about \"<...>\" placeholders instead of refusing them\n"
+	"  --hex-decode       get: print the bytes a hex string stands for (raw_key)\n"
 	"  -v, --verbose      log more (repeatable)\n"
 	"  -h, --help         print this help\n";
 
@@ -49,6 +52,30 @@ static char *read_config(const char *file, size_t *len)
 	if (!text)
 		die(EXIT_INTERNAL, "config: out of memory");
 	return text;
+}
+
+/* Prints the bytes of the hex string at path (raw_key, for encfs-dmsetup's key file). */
+static int get_hex_bytes(struct config *c, const char *path)
+{
+	int tok = json_get(&c->json, 0, path);
+	if (tok < 0)
+		return EXIT_OK;
+	size_t n;
+	const char *hex = json_raw(&c->json, tok, &n);
+	struct secbuf b;
+	if (json_type(&c->json, tok) != JSON_STRING)
+		die(EXIT_USAGE, "get --hex-decode %s: is %s, not a hex string", path,
+		    json_type_name(json_type(&c->json, tok)));
+	if (isatty(STDOUT_FILENO))
+		die(EXIT_USAGE, "get --hex-decode %s: refusing to write key bytes to a terminal (pipe them "
+		    "to the tool that needs them)", path);
+	if (secbuf_alloc(&b, n / 2 + 1) != 0)
+		die(EXIT_INTERNAL, "get %s: out of memory", path);
+	if (hex_decode(hex, n, b.data, b.cap, &b.len) != 0)
+		die(EXIT_CONFIG, "get --hex-decode %s: the value is not hex", path);
+	int rc = write_all(STDOUT_FILENO, b.data, b.len) == 0 ? EXIT_OK : EXIT_INTERNAL;
+	secbuf_free(&b);
+	return rc;
 }
 
 /* Prints the scalar at path: strings as they are, booleans as true/false, nothing when absent. */
@@ -92,13 +119,14 @@ int main(int argc, char **argv)
 		{"allow-raw-key", no_argument, NULL, 'R'},
 		{"allow-http", no_argument, NULL, 'H'},
 		{"template", no_argument, NULL, 'T'},
+		{"hex-decode", no_argument, NULL, 'X'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *file = NULL;
 	unsigned flags = 0;
-	int ch;
+	int ch, hex_bytes = 0;
 
 	log_init(argv[0]);
 	secmem_init();
@@ -108,6 +136,7 @@ int main(int argc, char **argv)
 		case 'R': flags |= CONFIG_ALLOW_RAW_KEY; break;
 		case 'H': flags |= CONFIG_ALLOW_HTTP; break;
 		case 'T': flags |= CONFIG_TEMPLATE; break;
+		case 'X': hex_bytes = 1; break;
 		case 'v': log_more_verbose(); break;
 		case 'h': usage(EXIT_OK);
 		default: usage(EXIT_USAGE);
@@ -115,7 +144,7 @@ int main(int argc, char **argv)
 	}
 	argc -= optind;
 	argv += optind;
-	if (argc < 1)
+	if (argc < 1 || (hex_bytes && strcmp(argv[0], "get") != 0))
 		usage(EXIT_USAGE);
 	const char *cmd = argv[0];
 	if (!((strcmp(cmd, "check") == 0 && argc == 1) || (strcmp(cmd, "count") == 0 && argc == 1) ||
@@ -139,7 +168,7 @@ int main(int argc, char **argv)
 		printf("%d\n", c.filesystems);
 		rc = fflush(stdout) == 0 ? EXIT_OK : EXIT_INTERNAL;
 	} else {
-		rc = get(&c, argv[1]);
+		rc = hex_bytes ? get_hex_bytes(&c, argv[1]) : get(&c, argv[1]);
 	}
 	config_free(&c);
 	return rc;
