@@ -1,12 +1,24 @@
 """Fake Azure Instance Metadata Service: managed identity tokens
 (GET /metadata/identity/oauth2/token) per
 https://learn.microsoft.com/entra/identity/managed-identities-azure-resources/how-to-use-vm-token
-Plain HTTP, as the real IMDS (169.254.169.254) is.
+and AMD certification from THIM (GET /metadata/THIM/amd/certification, header Metadata: true ->
+{"vcekCert", "tcbm", "certificateChain", "cacheControl"}) per the confidential VM FAQ.
+Plain HTTP, as the real IMDS (169.254.169.254) is, unless --tls is given.
 
 Tokens are unsigned-looking JWTs whose payload records the resource and client_id asked for, so a
 fake service can check what it was given ("aud", "appid").  Fault injection through /_fault.
 
-usage: imds.py [--port N] [--client-id ID]...   (client ids the VM has; default: any)
+With --thim FILE (THIM JSON, repeatable) it also answers, for the certcache forms of the upstream
+sidecar's azure_info.certcache (use --tls for those: they are https):
+  GET /metadata/THIM/amd/certification          the first FILE (IMDS THIM and "LocalTHIM")
+  GET /{tee_type}/certificates/{chip}/{tcb}?api-version=...
+                                                "AzCache": PEM VCEK+ASK+ARK of the FILE whose VCEK
+                                                has that chip id and TCB (hex, as %x), else 404
+  GET /vcek/v1/{product}/{chip}?ucodeSPL=&snpSPL=&teeSPL=&blSPL=
+  GET /vcek/v1/{product}/cert_chain             "AMD" KDS: the VCEK in DER, the ASK+ARK PEM
+
+usage: imds.py [--port N] [--client-id ID]... [--thim FILE]... [--tls CERT KEY]
+       (client ids the VM has; default: any)
 """
 import argparse
 import json
@@ -28,8 +40,64 @@ def make_token(resource, client_id):
     return "%s.%s.%s" % (header, payload, fakelib.b64url(os.urandom(32)))
 
 
+def load_thim(path):
+    """A THIM file, with the chip id and TCB of its VCEK read from AMD's extensions."""
+    from cryptography import x509
+    with open(path) as f:
+        thim = json.load(f)
+    cert = x509.load_pem_x509_certificate(thim["vcekCert"].encode())
+    ext = {e.oid.dotted_string: e.value.value for e in cert.extensions
+           if isinstance(e.value, x509.UnrecognizedExtension)}
+    tcb = bytearray(8)
+    for n, pos in ((1, 0), (2, 1), (4, 2), (5, 3), (6, 4), (7, 5), (3, 6), (8, 7)):
+        der = ext.get("1.3.6.1.4.1.3704.1.3.%d" % n)
+        if der:  # a DER INTEGER: 02 len value
+            tcb[pos] = int.from_bytes(der[2:2 + der[1]], "big")
+    from cryptography.hazmat.primitives import serialization
+    return {"json": thim, "chip": ext.get("1.3.6.1.4.1.3704.1.4", b"").hex(),
+            "tcb": int.from_bytes(bytes(tcb), "little"),
+            "vcek_der": cert.public_bytes(serialization.Encoding.DER)}
+
+
 class IMDS(fakelib.Handler):
+    def thim_route(self, path, query):
+        thims = self.server.state.get("thims") or []
+        if path == "/metadata/THIM/amd/certification":
+            if self.headers.get("Metadata") != "true":
+                return 400, {}, {"error": "invalid_request",
+                                 "error_description": "Required metadata header not specified"}
+            if not thims:
+                return 404, {}, {"error": "not_found", "error_description": "no THIM data"}
+            return 200, {}, thims[0]["json"]
+        parts = path.strip("/").split("/")
+        if len(parts) == 4 and parts[1] == "certificates":
+            if not query.get("api-version"):
+                return 400, {}, {"error": {"code": "BadRequest", "message": "api-version missing"}}
+            for t in thims:
+                if t["chip"] == parts[2].lower() and "%x" % t["tcb"] == parts[3].lower():
+                    return 200, {"Content-Type": "application/x-pem-file"}, \
+                        (t["json"]["vcekCert"] + t["json"]["certificateChain"]).encode()
+            return 404, {}, {"error": {"code": "NotFound", "message": "no certificate for that chip and TCB"}}
+        if len(parts) == 4 and parts[:2] == ["vcek", "v1"]:
+            if parts[3] == "cert_chain":
+                if not thims:
+                    return 404, {}, b""
+                return 200, {"Content-Type": "application/x-pem-file"}, \
+                    thims[0]["json"]["certificateChain"].encode()
+            spl = {k: query.get(k) for k in ("blSPL", "teeSPL", "snpSPL", "ucodeSPL")}
+            for t in thims:
+                tb = t["tcb"].to_bytes(8, "little")
+                want = {"blSPL": tb[0], "teeSPL": tb[1], "snpSPL": tb[6], "ucodeSPL": tb[7]}
+                if t["chip"] == parts[3].lower() and all(spl[k] == str(v) for k, v in want.items()):
+                    return 200, {"Content-Type": "application/pkix-cert"}, t["vcek_der"]
+            return 404, {}, b"no such VCEK"
+        return None
+
     def route(self, method, path, query, body):
+        if method == "GET":
+            r = self.thim_route(path, query)
+            if r is not None:
+                return r
         if path == "/metadata/identity/oauth2/token" and method == "GET":
             if self.headers.get("Metadata") != "true":
                 return 400, {}, {"error": "invalid_request",
@@ -54,8 +122,11 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--client-id", action="append", default=[])
+    ap.add_argument("--thim", action="append", default=[], help="THIM JSON file to serve")
+    ap.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"), help="serve HTTPS")
     a = ap.parse_args()
-    fakelib.serve(IMDS, "imds", port=a.port, state={"client_ids": a.client_id})
+    fakelib.serve(IMDS, "imds", port=a.port, tls=tuple(a.tls) if a.tls else None,
+                  state={"client_ids": a.client_id, "thims": [load_thim(t) for t in a.thim]})
 
 
 if __name__ == "__main__":

@@ -1,0 +1,269 @@
+#!/bin/sh
+# encfs-attest end to end: an emulated configfs-tsm (FUSE, test/fakes/snp.py) signing with a test
+# VCEK, a security context directory, the fake MAA and the fake IMDS THIM.
+# shellcheck disable=SC1091,SC2154 # lib.sh is found at run time; it sets out, err, rc and port
+. "$ENCFS_SRC/test/lib.sh"
+
+fakes=$ENCFS_SRC/test/fakes
+attest=$ENCFS_BIN/encfs-attest
+
+# --- test material ------------------------------------------------------------------------------
+"$PYTHON" "$fakes/fakelib.py" ca "$T/tls" leaf 127.0.0.1 localhost || bail "test CA"
+"$PYTHON" "$fakes/snp.py" chain "$T/chain" || bail "test ARK/ASK"
+chip=$(printf 'encfs test chip' | sha512sum | cut -c1-128)
+"$PYTHON" "$fakes/snp.py" vcek "$T/chain" cur --tcb 7308000000000003 --chip "$chip" || bail "VCEK"
+"$PYTHON" "$fakes/snp.py" vcek "$T/chain" old --tcb 7308000000000002 --chip "$chip" || bail "VCEK"
+export ENCFS_CA_BUNDLE="$T/tls/ca.pem" ENCFS_AMD_ROOTS="$T/chain/ark.pem"
+
+ctx=$T/ctx
+mkdir "$ctx"
+printf 'package policy\napi_version := "0.10.0"\nallow_all := true\n' | base64 -w0 >"$ctx/security-policy-base64"
+base64 -w0 "$T/chain/cur.thim.json" >"$ctx/host-amd-cert-base64"
+# a COSE_Sign1 shape (tag 18, array of 4): the fake MAA checks only that
+printf '\322\204\103\241\001\046\240\104test\100' | base64 -w0 >"$ctx/reference-info-base64"
+export UVM_SECURITY_CONTEXT_DIR="$ctx"
+policy_digest=$("$attest" policy-digest "$ctx/security-policy-base64")
+
+printf '{"keys":[{"kty":"RSA","kid":"wrapping-key","key_ops":["encrypt"],"n":"0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw","e":"AQAB"}]}' >"$T/jwks.json"
+want_rd=$(sha256 "$T/jwks.json")0000000000000000000000000000000000000000000000000000000000000000
+
+# Verifies a token the way a relying party does (openid-configuration of its issuer, then the JWKS
+# there) and prints "claim=value" lines; fails when the signature does not verify.
+cat >"$T/jwt.py" <<'EOF'
+import base64, json, ssl, sys, urllib.request
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
+def d(s): return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+tok = open(sys.argv[1]).read().strip()
+h, p, s = tok.split(".")
+header, claims = json.loads(d(h)), json.loads(d(p))
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+conf = json.load(urllib.request.urlopen(claims["iss"] + "/.well-known/openid-configuration", context=ctx))
+keys = json.load(urllib.request.urlopen(conf["jwks_uri"], context=ctx))["keys"]
+k = [k for k in keys if k["kid"] == header["kid"]][0]
+cert = x509.load_der_x509_certificate(base64.b64decode(k["x5c"][0]))
+cert.public_key().verify(d(s), (h + "." + p).encode(), padding.PKCS1v15(), hashes.SHA256())
+print("alg=%s" % header["alg"])
+print("jku=%s" % header["jku"])
+print("issuer=%s" % conf["issuer"])
+for c in sys.argv[3:]:
+    v = claims.get(c)
+    print("%s=%s" % (c, json.dumps(v, sort_keys=True) if isinstance(v, (dict, list, bool)) else v))
+EOF
+claim() { # claim NAME: the value from $T/claims
+	sed -n "s/^$1=//p" "$T/claims"
+}
+check_token() { # check_token FILE: verify it and extract the claims the tests look at
+	"$PYTHON" "$T/jwt.py" "$1" "$ENCFS_CA_BUNDLE" iss x-ms-runtime x-ms-sevsnpvm-hostdata \
+		x-ms-sevsnpvm-reportdata x-ms-sevsnpvm-is-debuggable x-ms-sevsnpvm-vmpl \
+		x-ms-attestation-type x-ms-compliance-status x-ms-sevsnpvm-launchmeasurement >"$T/claims"
+}
+runtime_canonical=$("$PYTHON" -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1])), sort_keys=True))' "$T/jwks.json")
+
+# --- services -----------------------------------------------------------------------------------
+start_service maa "$PYTHON" "$fakes/maa.py" --tls "$T/tls/leaf.pem" "$T/tls/leaf.key" \
+	--amd-roots "$T/chain/ark.pem" --signing-dir "$T/maa-keys"
+maa=127.0.0.1:$port
+start_service maafake "$PYTHON" "$fakes/maa.py" --tls "$T/tls/leaf.pem" "$T/tls/leaf.key" \
+	--amd-roots "$T/chain/ark.pem" --accept-fake-reports
+maafake=127.0.0.1:$port
+start_service imds "$PYTHON" "$fakes/imds.py" --thim "$T/chain/cur.thim.json"
+export ENCFS_IMDS_ENDPOINT="http://127.0.0.1:$port"
+imds_http=$port
+start_service imdsold "$PYTHON" "$fakes/imds.py" --thim "$T/chain/old.thim.json"
+imds_old=$port
+start_service imdsbare "$PYTHON" "$fakes/imds.py"
+imds_bare=$port
+start_service cache "$PYTHON" "$fakes/imds.py" --tls "$T/tls/leaf.pem" "$T/tls/leaf.key" \
+	--thim "$T/chain/cur.thim.json" --thim "$T/chain/old.thim.json"
+cache=127.0.0.1:$port
+
+fault() { # fault HOST:PORT JSON
+	curl -sS -o /dev/null --cacert "$ENCFS_CA_BUNDLE" -X POST -d "$2" "https://$1/_fault"
+}
+count_requests() { # count_requests BASEURL PATH: requests for PATH the service has seen
+	curl -sS --cacert "$ENCFS_CA_BUNDLE" "$1/_requests" >"$T/requests.json"
+	"$PYTHON" -c 'import json,sys; print(sum(1 for r in json.load(open(sys.argv[1])) if r["path"].startswith(sys.argv[2])))' \
+		"$T/requests.json" "$2"
+}
+
+# --- the fake report path needs no kernel -------------------------------------------------------
+run sh -c "'$attest' --maa '$maa' --fake-report <'$T/jwks.json'"
+is "$rc" 6 "a fake report is refused by an MAA that verifies signatures: exit 6"
+like "$err" "HTTP 400 InvalidParameter: the report is unsigned" "... MAA's code and message are shown"
+like "$err" "FAKE report" "... and the message says the report was fake"
+
+run sh -c "'$attest' --maa '$maafake' --fake-report <'$T/jwks.json' >'$T/fake.token'"
+is "$rc" 0 "--fake-report against an MAA that accepts fake reports: a token"
+like "$err" "FAKE REPORT" "... with a loud warning that the token is useless"
+check_token "$T/fake.token"
+is "$(claim x-ms-sevsnpvm-hostdata)" "$policy_digest" "... its hostdata is the policy digest"
+is "$(claim x-ms-sevsnpvm-reportdata)" "$want_rd" "... its reportdata is SHA-256 of stdin"
+
+# --- the real code path through the emulated configfs-tsm ---------------------------------------
+mkdir "$T/tsm"
+tsm_ok=0
+if [ -c /dev/fuse ] && "$PYTHON" -c 'import fuse' 2>/dev/null; then
+	READY=$T/tsm.ready
+	export READY
+	"$PYTHON" "$fakes/snp.py" tsm "$T/tsm" "$T/chain" cur --host-data "$policy_digest" >"$T/tsm.log" 2>&1 &
+	tsm_pid=$!
+	_pids="$_pids $tsm_pid" # lib.sh stops it at exit; the emulator unmounts on SIGTERM
+	unset READY
+	i=0
+	while [ ! -s "$T/tsm.ready" ] && [ $i -lt 100 ] && kill -0 "$tsm_pid" 2>/dev/null; do
+		i=$((i + 1))
+		sleep 0.1
+	done
+	[ -s "$T/tsm.ready" ] && tsm_ok=1
+fi
+umount_tsm() {
+	[ -n "${tsm_pid:-}" ] && kill "$tsm_pid" 2>/dev/null && wait "$tsm_pid" 2>/dev/null
+	fusermount3 -u "$T/tsm" 2>/dev/null || true
+	tsm_pid=
+}
+
+if [ "$tsm_ok" -eq 1 ]; then
+	export ENCFS_TSM_DIR="$T/tsm"
+
+	run sh -c "'$attest' --maa 'https://$maa/' <'$T/jwks.json' >'$T/token'"
+	is "$rc" 0 "full run: report from configfs-tsm, evidence from the security context, MAA token"
+	is "$err" "" "... and nothing on stderr"
+	check_token "$T/token"
+	ok $? "... the token verifies through the issuer's openid-configuration and JWKS"
+	is "$(claim alg)" RS256 "... RS256"
+	is "$(claim jku)" "https://$maa/certs" "... jku names the issuer's /certs"
+	is "$(claim iss)" "https://$maa" "... iss is the attestation provider"
+	is "$(claim x-ms-runtime)" "$runtime_canonical" "... x-ms-runtime is exactly the JWK set given on stdin"
+	is "$(claim x-ms-sevsnpvm-hostdata)" "$policy_digest" "... x-ms-sevsnpvm-hostdata is the policy digest"
+	is "$(claim x-ms-sevsnpvm-reportdata)" "$want_rd" "... reportdata is SHA-256 of stdin then zeros"
+	is "$(claim x-ms-sevsnpvm-is-debuggable)" false "... not debuggable"
+	is "$(claim x-ms-sevsnpvm-vmpl)" 0 "... VMPL 0"
+	is "$(claim x-ms-attestation-type)" sevsnpvm "... attestation type sevsnpvm"
+	is "$(claim x-ms-compliance-status)" azure-compliant-uvm "... compliance status from the endorsements"
+	is "$(find "$T/tsm" -mindepth 1 | wc -l)" 0 "... the configfs-tsm entry it made is gone"
+	like "$(cat "$T/tsm.log")" "tsm: rmdir encfs-attest." "... removed by rmdir, as configfs wants"
+
+	"$attest" report <"$T/jwks.json" >"$T/report.bin"
+	run "$attest" verify --certs "$T/chain/cur.thim.json" --report-data "$want_rd" \
+		--host-data "$policy_digest" "$T/report.bin"
+	is "$rc" 0 "report: the raw report verifies against the test chain with the expected fields"
+	run sh -c "'$attest' report --hex <'$T/jwks.json'"
+	is "$(printf '%s' "$out" | wc -c)" 2368 "report --hex: 2368 hex digits"
+
+	# MAA failures
+	fault "$maa" '{"path":"/attest","count":1,"status":400,"body":{"error":{"code":"InvalidParameter","message":"evidence rejected by test"}}}'
+	run sh -c "'$attest' --maa '$maa' <'$T/jwks.json'"
+	is "$rc" 6 "MAA 400: exit 6"
+	is "$err" "encfs-attest: MAA attest at https://$maa: HTTP 400 InvalidParameter: evidence rejected by test (MAA rejected the evidence: check the report source and the security context)" \
+		"... one line with MAA's code and message"
+
+	before=$(count_requests "https://$maa" /attest)
+	fault "$maa" '{"path":"/attest","count":2,"status":500}'
+	run sh -c "'$attest' --maa '$maa' <'$T/jwks.json' >'$T/token2'"
+	is "$rc" 0 "MAA 500 twice then 200: success"
+	is "$(($(count_requests "https://$maa" /attest) - before))" 3 "... after exactly three attempts"
+	check_token "$T/token2"
+	is "$(claim x-ms-sevsnpvm-hostdata)" "$policy_digest" "... and a good token"
+
+	fault "$maa" '{"path":"/attest","count":1,"delay":2}'
+	run sh -c "'$attest' --maa '$maa' <'$T/jwks.json' >/dev/null"
+	is "$rc" 0 "a slow MAA (2 s) still gives a token"
+
+	# stale certificates: refreshed from IMDS THIM
+	base64 -w0 "$T/chain/old.thim.json" >"$ctx/host-amd-cert-base64"
+	run sh -c "'$attest' -v --maa '$maa' <'$T/jwks.json' >'$T/token3'"
+	is "$rc" 0 "certificates for another TCB: refreshed from IMDS THIM, then a token"
+	like "$err" "refreshing" "... the log says why"
+	is "$(count_requests "http://127.0.0.1:$imds_http" /metadata/THIM)" 1 "... one THIM request"
+
+	n0=$(grep -c 'tsm: report for' "$T/tsm.log")
+	run sh -c "ENCFS_IMDS_ENDPOINT=http://127.0.0.1:$imds_old '$attest' --maa '$maa' <'$T/jwks.json'"
+	is "$rc" 6 "THIM still offers the old TCB: exit 6"
+	is "$err" "encfs-attest: matching certificates to the report: REPORTED_TCB 7308000000000003, but the certificate cache offers the VCEK for TCB 7308000000000002 (the host's TCB changed; retry later)" \
+		"... naming both values"
+	is "$(($(grep -c 'tsm: report for' "$T/tsm.log") - n0))" 2 "... after fetching the report once more"
+
+	# no certificates in the context: THIM through the certcache forms
+	rm "$ctx/host-amd-cert-base64"
+	for form in AzCache LocalTHIM AMD; do
+		case $form in
+		AzCache) cc="{\"endpoint_type\":\"AzCache\",\"endpoint\":\"$cache\",\"tee_type\":\"SevSnpVM\",\"api_version\":\"api-version=2020-10-15-preview\"}" ;;
+		LocalTHIM) cc="{\"endpoint_type\":\"LocalTHIM\",\"endpoint\":\"$cache/metadata/THIM/amd/certification\"}" ;;
+		AMD) cc="{\"endpoint_type\":\"AMD\",\"endpoint\":\"https://$cache/vcek/v1\",\"tee_type\":\"Milan\"}" ;;
+		esac
+		run sh -c "ENCFS_IMDS_ENDPOINT=http://127.0.0.1:1 '$attest' --maa '$maa' --certcache '$cc' <'$T/jwks.json' >'$T/token4'"
+		is "$rc" 0 "no certificates in the context: fetched through certcache $form"
+		check_token "$T/token4"
+		is "$(claim x-ms-sevsnpvm-reportdata)" "$want_rd" "... and the token is for our report"
+	done
+	run sh -c "'$attest' --maa '$maa' <'$T/jwks.json' >/dev/null"
+	is "$rc" 0 "no certificates and no certcache: IMDS THIM"
+	run sh -c "ENCFS_IMDS_ENDPOINT=http://127.0.0.1:$imds_bare '$attest' --maa '$maa' <'$T/jwks.json'"
+	is "$rc" 6 "no certificates anywhere: exit 6"
+	like "$err" "IMDS THIM http://127.0.0.1:$imds_bare/metadata/THIM/amd/certification: HTTP 404" "... with THIM's answer"
+	base64 -w0 "$T/chain/cur.thim.json" >"$ctx/host-amd-cert-base64"
+
+	umount_tsm
+	# the kernel refusing (firmware error) and another writer on the entry
+	for mode in fail race; do
+		READY=$T/tsm.$mode
+		export READY
+		if [ $mode = fail ]; then
+			"$PYTHON" "$fakes/snp.py" tsm "$T/tsm" "$T/chain" cur --fail-errno 5 >>"$T/tsm.log" 2>&1 &
+		else
+			"$PYTHON" "$fakes/snp.py" tsm "$T/tsm" "$T/chain" cur --race >>"$T/tsm.log" 2>&1 &
+		fi
+		tsm_pid=$!
+		_pids="$_pids $tsm_pid"
+		unset READY
+		i=0
+		while [ ! -s "$T/tsm.$mode" ] && [ $i -lt 100 ]; do
+			i=$((i + 1))
+			sleep 0.1
+		done
+		run sh -c "'$attest' --maa '$maa' <'$T/jwks.json'"
+		is "$rc" 6 "configfs-tsm $mode: exit 6"
+		if [ $mode = fail ]; then
+			like "$err" "outblob: Input/output error (the SEV firmware refused the request" "... says the firmware refused"
+		else
+			like "$err" "another process wrote to the entry" "... says the generation moved under it"
+		fi
+		is "$(find "$T/tsm" -mindepth 1 | wc -l)" 0 "... and leaves no entry behind"
+		umount_tsm
+	done
+else
+	skip "configfs-tsm emulation needs FUSE (/dev/fuse) and python3-fuse: full run not tested"
+fi
+umount_tsm
+
+# --- what must fail early -----------------------------------------------------------------------
+run sh -c "env -u UVM_SECURITY_CONTEXT_DIR '$attest' --maa '$maa' <'$T/jwks.json'"
+is "$rc" 6 "no evidence at all: exit 6"
+like "$err" "no UVM security context: UVM_SECURITY_CONTEXT_DIR is unset, there is no /security-context-* directory" \
+	"... naming what is missing"
+
+mkdir "$T/ctx2"
+cp "$ctx/security-policy-base64" "$ctx/host-amd-cert-base64" "$T/ctx2/"
+run sh -c "UVM_SECURITY_CONTEXT_DIR='$T/ctx2' '$attest' --maa '$maa' <'$T/jwks.json'"
+is "$rc" 6 "no reference info: exit 6"
+like "$err" "$T/ctx2 has no UVM reference info (reference-info-base64" "... naming the file"
+
+run sh -c "env -u UVM_SECURITY_CONTEXT_DIR UVM_SECURITY_POLICY=\$(cat '$ctx/security-policy-base64') UVM_REFERENCE_INFO=\$(cat '$ctx/reference-info-base64') '$attest' --maa '$maafake' --fake-report <'$T/jwks.json' >'$T/token5'"
+is "$rc" 0 "evidence from the environment (UVM_SECURITY_POLICY, UVM_REFERENCE_INFO)"
+check_token "$T/token5"
+is "$(claim x-ms-sevsnpvm-hostdata)" "$policy_digest" "... hostdata from UVM_SECURITY_POLICY"
+
+run sh -c "printf 'not json' | '$attest' --maa '$maa' --fake-report"
+is "$rc" 3 "runtime data that is not JSON: exit 3"
+run sh -c "'$attest' --maa 'http://$maa' <'$T/jwks.json'"
+is "$rc" 2 "an http:// MAA endpoint: exit 2"
+like "$err" "only https is allowed" "... https only"
+run sh -c "'$attest' <'$T/jwks.json'"
+is "$rc" 2 "no --maa: exit 2"
+run sh -c "'$attest' --maa '$maa' --certcache '{\"endpoint_type\":\"Nope\",\"endpoint\":\"x\"}' <'$T/jwks.json'"
+is "$rc" 3 "a certcache with an unknown endpoint_type: exit 3"
+like "$err" "endpoint_type \"Nope\" is not AzCache, LocalTHIM or AMD" "... named"
+
+done_testing
