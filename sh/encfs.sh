@@ -122,6 +122,9 @@ cfg() { # cfg PATH: a field of the configuration (empty when absent)
 }
 
 client_id=$(cfg azure_info.identity.client_id) || exit $?
+# shellcheck disable=SC2086
+certcache=$(encfs-config $config_flags get --json azure_info.certcache) || exit $?
+[ -z "$certcache" ] || attest_flags="$attest_flags --certcache"
 
 if [ -z "$work_parent" ]; then
 	# the wrapping private key lives here until the key is unwrapped: RAM only
@@ -183,7 +186,7 @@ mount_one() { # mount_one INDEX
 		cfg "$p.key.akv.bearer_token" | {
 			exec 3<&0 0</dev/null
 			{ run_stage encfs-unwrap encfs-unwrap $verbose keygen --private "$pem"; } |
-				{ run_stage encfs-attest encfs-attest $verbose $tls_flags $attest_flags --maa "$authority"; } |
+				{ run_stage encfs-attest encfs-attest $verbose $tls_flags $attest_flags ${certcache:+"$certcache"} --maa "$authority"; } |
 				{ run_stage encfs-skr encfs-skr $verbose $tls_flags "$@"; } |
 				{ run_stage encfs-unwrap encfs-unwrap $verbose $tls_flags --private "$pem" --akv "$akv" $derive ${label:+--label "$label"}; } |
 				{ run_stage encfs-dmsetup encfs-dmsetup $verbose open --readonly --key-file - "$image" "$name" 3<&-; }

@@ -220,6 +220,10 @@ run encfs-config -f "$T/good.json" get 'azure_filesystems[0].raw_key'
 is "$rc:$out" "0:" "an absent optional field prints nothing, exit 0"
 run encfs-config -f "$T/good.json" get 'azure_filesystems[0].key'
 is "$rc" 2 "get of an object is a usage error"
+run encfs-config -f "$T/good.json" get --json 'azure_filesystems[0].key.authority'
+is "$out" '{"endpoint": "sharedeus2.eus2.attest.azure.net"}' "get --json prints an object as written"
+run encfs-config -f "$T/good.json" get --json 'azure_filesystems[0].key.kid'
+is "$out" '"EncryptedFilesystemsKey"' "get --json prints a string quoted"
 run encfs-config -f "$T/good.json" get 'azure_filesystems[0].key.akv.bearer_token'
 is "$out" "eyJhbGciOiJub25lIn0.eyJhdWQiOiJ4In0.c2lnbmF0dXJl" "a secret goes to a pipe"
 if command -v script >/dev/null 2>&1; then

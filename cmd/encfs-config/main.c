@@ -17,7 +17,7 @@ static const char usage_text[] =
 	"usage: encfs-config [-v] [--allow-raw-key] [--allow-http] [--template] [-f file] check\n"
 	"       encfs-config [-v] [--allow-raw-key] [--allow-http] [--template] [-f file] count\n"
 	"       encfs-config [-v] [--allow-raw-key] [--allow-http] [--template] [-f file] get\n"
-	"                    [--hex-decode] path\n"
+	"                    [--hex-decode | --json] path\n"
 	"\n"
 	"  -f, --file file    read the configuration from file (- for stdin) instead of\n"
 	"                     $EncfsSideCarArgs; base64 of the JSON, or the JSON itself\n"
@@ -25,6 +25,7 @@ static const char usage_text[] =
 	"  --allow-http       accept plain http:// URLs and endpoints (tests only)\n"
 	"  --template         warn about \"<...>\" placeholders instead of refusing them\n"
 	"  --hex-decode       get: print the bytes a hex string stands for (raw_key)\n"
+	"  --json             get: print the value as JSON (objects and arrays too)\n"
 	"  -v, --verbose      log more (repeatable)\n"
 	"  -h, --help         print this help\n";
 
@@ -78,6 +79,22 @@ static int get_hex_bytes(struct config *c, const char *path)
 	return rc;
 }
 
+/* Prints the value at path as JSON, as it was written (azure_info.certcache for encfs-attest). */
+static int get_json(struct config *c, const char *path)
+{
+	int tok = json_get(&c->json, 0, path);
+	if (tok < 0)
+		return EXIT_OK;
+	size_t n;
+	const char *raw = json_raw(&c->json, tok, &n);
+	if (json_type(&c->json, tok) == JSON_STRING)
+		raw--, n += 2; /* json_raw leaves the quotes out */
+	if (config_is_secret_path(path) && isatty(STDOUT_FILENO))
+		die(EXIT_USAGE, "get %s: refusing to print a secret to a terminal", path);
+	printf("%.*s\n", (int)n, raw);
+	return fflush(stdout) == 0 ? EXIT_OK : EXIT_INTERNAL;
+}
+
 /* Prints the scalar at path: strings as they are, booleans as true/false, nothing when absent. */
 static int get(struct config *c, const char *path)
 {
@@ -120,13 +137,14 @@ int main(int argc, char **argv)
 		{"allow-http", no_argument, NULL, 'H'},
 		{"template", no_argument, NULL, 'T'},
 		{"hex-decode", no_argument, NULL, 'X'},
+		{"json", no_argument, NULL, 'J'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *file = NULL;
 	unsigned flags = 0;
-	int ch, hex_bytes = 0;
+	int ch, hex_bytes = 0, as_json = 0;
 
 	log_init(argv[0]);
 	secmem_init();
@@ -137,6 +155,7 @@ int main(int argc, char **argv)
 		case 'H': flags |= CONFIG_ALLOW_HTTP; break;
 		case 'T': flags |= CONFIG_TEMPLATE; break;
 		case 'X': hex_bytes = 1; break;
+		case 'J': as_json = 1; break;
 		case 'v': log_more_verbose(); break;
 		case 'h': usage(EXIT_OK);
 		default: usage(EXIT_USAGE);
@@ -144,7 +163,7 @@ int main(int argc, char **argv)
 	}
 	argc -= optind;
 	argv += optind;
-	if (argc < 1 || (hex_bytes && strcmp(argv[0], "get") != 0))
+	if (argc < 1 || ((hex_bytes || as_json) && strcmp(argv[0], "get") != 0) || (hex_bytes && as_json))
 		usage(EXIT_USAGE);
 	const char *cmd = argv[0];
 	if (!((strcmp(cmd, "check") == 0 && argc == 1) || (strcmp(cmd, "count") == 0 && argc == 1) ||
@@ -168,7 +187,7 @@ int main(int argc, char **argv)
 		printf("%d\n", c.filesystems);
 		rc = fflush(stdout) == 0 ? EXIT_OK : EXIT_INTERNAL;
 	} else {
-		rc = hex_bytes ? get_hex_bytes(&c, argv[1]) : get(&c, argv[1]);
+		rc = hex_bytes ? get_hex_bytes(&c, argv[1]) : as_json ? get_json(&c, argv[1]) : get(&c, argv[1]);
 	}
 	config_free(&c);
 	return rc;
