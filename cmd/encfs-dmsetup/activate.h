@@ -1,0 +1,34 @@
+/* System calls behind open and close: libblkid, loop, kernel keyring, libdevmapper. */
+#ifndef ENCFS_DMSETUP_ACTIVATE_H
+#define ENCFS_DMSETUP_ACTIVATE_H
+
+#include "luks.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* 0 when libblkid finds exactly crypto_LUKS on fd; otherwise "not a LUKS volume: found ext4". */
+int probe_is_luks(int fd, struct err *e);
+/* Size in bytes of a block device or regular file. */
+int fd_size(int fd, uint64_t *size, bool *is_blk, bool *is_reg);
+
+/* Attaches file to a free loop device with autoclear (and read-only when ro); path gets
+ * "/dev/loopN" and *loop_fd an open descriptor that keeps it alive until closed. */
+int loop_attach(const char *file, bool ro, char *path, size_t pathsz, int *loop_fd, struct err *e);
+
+bool keyring_available(void);
+/* add_key("logon", desc, key) into the thread keyring; the key id or -1. */
+int32_t keyring_add_logon(const char *desc, const unsigned char *key, size_t len);
+void keyring_unlink_thread(int32_t id);
+void keyring_drop_by_desc(const char *desc);
+
+int dm_available(struct err *e);
+bool dm_crypt_keyring_supported(void);
+int dm_exists(const char *name);
+int dm_create_crypt(const char *name, const char *uuid, bool ro, const struct table_line *tl, struct err *e);
+/* Removes name if it exists with our uuid (rollback of a failed create). */
+int dm_rollback(const char *name, const char *uuid);
+/* close: checks that name is a CRYPT-* device, removes it, drops a keyring key it referenced. */
+int dm_close_crypt(const char *name, struct err *e);
+
+#endif

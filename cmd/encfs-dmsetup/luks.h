@@ -1,0 +1,205 @@
+/* LUKS1 and LUKS2 headers as encfs-dmsetup understands them: read from an untrusted device,
+ * validated the way cryptsetup validates them, and kept as one in-memory description from which
+ * both the unlock and the dm-crypt table are made (no second read between check and use). */
+#ifndef ENCFS_DMSETUP_LUKS_H
+#define ENCFS_DMSETUP_LUKS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "log.h"
+#include "secmem.h"
+
+/* Limits on what a header may ask of us (documented in encfs-dmsetup(1), LIMITS). */
+#define LUKS_MAX_KEYSLOTS 32          /* LUKS2 keyslot ids 0..31, as cryptsetup */
+#define LUKS_MAX_DIGESTS 32
+#define LUKS_MAX_SEGMENTS 32
+#define LUKS_MAX_TOKENS 32
+#define LUKS_MAX_KEY_BYTES 128        /* volume key and keyslot key sizes */
+#define LUKS_STRIPES 4000             /* AF stripes: the only value cryptsetup accepts */
+#define LUKS_SALT_BYTES 32
+#define LUKS_MAX_PBKDF2_ITER 20000000u /* about 15 s of SHA-256 on one core here */
+#define LUKS_MAX_ARGON2_MEMORY_KIB 4194304u /* 4 GiB: cryptsetup's own ceiling */
+#define LUKS_MAX_ARGON2_TIME 1000u
+#define LUKS_MAX_ARGON2_WORK_KIB 33554432ull /* time x memory: 32 passes over 1 GiB */
+#define LUKS_MAX_ARGON2_LANES 16u
+#define LUKS_MAX_JSON_TOKENS 100000
+
+#define LUKS2_HDR_BIN_LEN 4096
+#define LUKS2_HDR_MIN 0x4000ull
+#define LUKS2_HDR_MAX 0x400000ull
+#define LUKS2_MAX_KEYSLOTS_SIZE 0x8000000ull /* 128 MiB */
+
+/* Something to read a header from: a file descriptor or, for the fuzzer and unit tests, memory. */
+struct blk {
+	int fd;                       /* -1 when mem is used */
+	const unsigned char *mem;
+	uint64_t size;                /* bytes */
+};
+/* Reads exactly len bytes at off; -1 (errno EIO/ESPIPE...) when short or past the end. */
+int blk_read(const struct blk *b, uint64_t off, void *buf, size_t len);
+
+enum kdf_type { KDF_UNKNOWN, KDF_PBKDF2, KDF_ARGON2I, KDF_ARGON2ID };
+
+struct luks_keyslot {
+	int id;
+	bool luks2_type;      /* "luks2" (LUKS2) or an enabled LUKS1 slot: unlockable */
+	int priority;         /* 0 ignore, 1 normal, 2 prefer */
+	uint32_t key_size;    /* volume key bytes */
+	enum kdf_type kdf;
+	char kdf_name[24];    /* as in the header, for messages and dump */
+	char kdf_hash[24];    /* PBKDF2 hash */
+	uint64_t iterations;  /* PBKDF2 */
+	uint32_t time, memory_kib, lanes; /* Argon2 */
+	unsigned char salt[LUKS_SALT_BYTES];
+	bool salt_ok;         /* the salt decoded to exactly 32 bytes */
+	char af_hash[24];
+	uint32_t stripes;
+	char area_cipher[64]; /* "aes-xts-plain64" */
+	uint32_t area_key_size;
+	uint64_t area_offset, area_size; /* bytes */
+	int digest;           /* index into luks_volume.digests, -1 when none */
+};
+
+struct luks_digest {
+	int id;
+	bool pbkdf2_type;
+	char hash[24];
+	uint64_t iterations;
+	unsigned char salt[64];
+	size_t salt_len;
+	unsigned char value[64];
+	size_t value_len;
+	uint64_t keyslots;    /* bit per keyslot id */
+	uint64_t segments;    /* bit per segment id */
+};
+
+struct luks_segment {
+	int id;
+	char type[16];        /* "crypt", "linear", ... */
+	uint64_t offset;      /* bytes */
+	uint64_t size;        /* bytes; 0 with dynamic */
+	bool dynamic;
+	char encryption[64];
+	uint64_t iv_tweak;
+	uint32_t sector_size;
+	bool integrity;
+	bool backup;          /* a flag "backup-*": reencryption bookkeeping */
+	bool in_reencryption; /* flag "in-reencryption" */
+};
+
+/* Persistent LUKS2 activation flags. */
+enum {
+	LUKS_FLAG_ALLOW_DISCARDS = 1 << 0,
+	LUKS_FLAG_SAME_CPU_CRYPT = 1 << 1,
+	LUKS_FLAG_SUBMIT_FROM_CRYPT_CPUS = 1 << 2,
+	LUKS_FLAG_NO_READ_WORKQUEUE = 1 << 3,
+	LUKS_FLAG_NO_WRITE_WORKQUEUE = 1 << 4,
+};
+
+struct luks_volume {
+	int version;          /* 1 or 2 */
+	char uuid[41];
+	char label[49], subsystem[49];
+	uint64_t seqid;
+	char csum_alg[33];
+	int header_copy;      /* LUKS2: 0 primary, 1 secondary was used */
+	uint64_t metadata_size;   /* LUKS2: one binary header + JSON area */
+	uint64_t keyslots_size;   /* LUKS2 */
+	uint64_t header_area_end; /* bytes the header and keyslot areas need on the metadata device */
+	struct luks_keyslot keyslots[LUKS_MAX_KEYSLOTS];
+	int nkeyslots;
+	struct luks_digest digests[LUKS_MAX_DIGESTS];
+	int ndigests;
+	struct luks_segment segments[LUKS_MAX_SEGMENTS];
+	int nsegments;
+	int ntokens;
+	unsigned flags;       /* LUKS_FLAG_* from config.flags */
+	char requirements[256]; /* config.requirements.mandatory, comma separated ("" none) */
+	bool reencrypt_keyslot;
+	/* LUKS1 specifics */
+	char hash_spec[33];
+	uint32_t key_bytes;
+	uint32_t mk_digest_iterations;
+	unsigned char mk_digest[20], mk_digest_salt[32];
+	const struct blk *blk; /* where it was read: keyslot areas are read from it when unlocking */
+	char *json;           /* LUKS2: the JSON text that was validated (malloc), for dump --json */
+	size_t json_len;
+};
+
+void luks_volume_free(struct luks_volume *v);
+
+/* Reads and validates the header on b: LUKS1 or LUKS2 by magic.  e says what was wrong, with
+ * code EXIT_CONFIG for a bad header and EXIT_DEVICE for I/O errors. */
+int luks_read(const struct blk *b, struct luks_volume *v, struct err *e);
+int luks2_read(const struct blk *b, struct luks_volume *v, struct err *e);
+int luks1_read(const struct blk *b, struct luks_volume *v, struct err *e);
+
+/* The data segment dm-crypt maps: index into v->segments, or -1 with e set. */
+int luks_data_segment(const struct luks_volume *v, struct err *e);
+
+/* Checks that the volume can be activated (before anything is unlocked or created): one crypt
+ * segment, no integrity, no reencryption, requirements met, a supported cipher, a data offset
+ * unless the header is detached.  detached: the header lives apart from the data device. */
+int luks_check_activation(const struct luks_volume *v, bool detached, struct err *e);
+
+/* Unlocks a keyslot with the passphrase (key file bytes): into vk (secbuf, allocated here).
+ * for_segment: only keyslots whose digest covers the data segment (open, table); otherwise any
+ * keyslot (test).  *slot receives the keyslot id.  EXIT_CRYPTO "no key slot matches this key"
+ * when none does. */
+int luks_unlock(const struct luks_volume *v, const unsigned char *pass, size_t pass_len,
+		bool for_segment, struct secbuf *vk, int *slot, struct err *e);
+
+/* Crypto helpers (OpenSSL, libargon2), also used by the unit tests. */
+const char *luks_hash_evp_name(const char *luks_name); /* NULL when not supported */
+const struct evp_md_st *luks_hash_md(const char *luks_name); /* the OpenSSL EVP_MD, or NULL */
+int luks_hash_size(const char *luks_name);             /* -1 when not supported */
+int luks_pbkdf2(const char *hash, const unsigned char *pass, size_t pass_len,
+		const unsigned char *salt, size_t salt_len, uint64_t iterations,
+		unsigned char *out, size_t out_len, struct err *e);
+int luks_argon2(enum kdf_type t, const unsigned char *pass, size_t pass_len,
+		const unsigned char *salt, size_t salt_len, uint32_t time, uint32_t memory_kib,
+		uint32_t lanes, unsigned char *out, size_t out_len, struct err *e);
+/* Decrypts len bytes (a multiple of 512) as consecutive 512-byte sectors numbered from 0 with
+ * the LUKS cipher spec ("aes-xts-plain64", "aes-cbc-essiv:sha256", ...). */
+int luks_decrypt_sectors(const char *spec, const unsigned char *key, size_t key_len,
+			 unsigned char *buf, size_t len, struct err *e);
+/* Anti-forensic merge of stripes x key_len bytes into key. */
+int luks_af_merge(const unsigned char *src, size_t key_len, unsigned stripes, const char *hash,
+		  unsigned char *key, struct err *e);
+
+/* Cipher specs: "cipher-mode-iv".  Data segments dm-crypt may get; keyslot areas we decrypt. */
+bool luks_cipher_supported_for_data(const char *spec, uint32_t key_size);
+bool luks_cipher_supported_for_keyslot(const char *spec, uint32_t key_size);
+
+/* The table line, built from the validated volume only (pure: no I/O, unit tested). */
+struct table_params {
+	const char *device;     /* block device path dm-crypt maps */
+	uint64_t device_bytes;  /* its size */
+	bool allow_discards;    /* --allow-discards (persistent flags are added from the header) */
+	const char *keyring_desc; /* "cryptsetup:<uuid>-d<digest>" to reference the key, or NULL */
+	bool show_key;          /* hex key; otherwise the key is masked (unless keyring) */
+};
+struct table_line {
+	uint64_t start, length; /* 512-byte sectors */
+	char target[8];         /* "crypt" */
+	char *params;           /* malloc'd, wiped on free: may hold the hex key */
+};
+int luks_build_table(const struct luks_volume *v, const unsigned char *vk, size_t vk_len,
+		     const struct table_params *p, struct table_line *t, struct err *e);
+void table_line_free(struct table_line *t);
+/* Formats "<start> <length> crypt <params>" into a new string (malloc; wiped by the caller). */
+char *table_line_format(const struct table_line *t);
+
+/* DM uuid "CRYPT-LUKS2-<uuid without dashes>-<name>"; -1 when it does not fit. */
+int luks_dm_uuid(const struct luks_volume *v, const char *name, char *out, size_t outsz);
+/* Keyring description "cryptsetup:<uuid>-d<digest id>". */
+int luks_keyring_desc(const struct luks_volume *v, char *out, size_t outsz);
+
+/* luksDump-like text, and JSON (LUKS2: the header JSON itself, with a "binary" member added). */
+void luks_dump_text(const struct luks_volume *v, FILE *out);
+int luks_dump_json(const struct luks_volume *v, FILE *out);
+
+#endif

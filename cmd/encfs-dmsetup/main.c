@@ -1,0 +1,406 @@
+/* encfs-dmsetup: open LUKS2 and LUKS1 volumes without cryptsetup.  See encfs-dmsetup(1).
+ *
+ * open:  key file bytes (stdin) -> probe -> header read + validated once -> activation checks ->
+ *        unlock -> loop (regular file) -> keyring key -> dm-crypt table -> device-mapper.
+ *        Any failure removes what was made, in reverse order. */
+#include "activate.h"
+#include "luks.h"
+
+#include "log.h"
+#include "secmem.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#define KEY_FILE_MAX (8u << 20) /* cryptsetup's default key file limit: 8 MiB */
+
+static const char USAGE[] =
+	"usage: encfs-dmsetup [-v] open [--readonly] [--allow-discards] [--header HDR]\n"
+	"                     [--key-file FILE|-] [--no-keyring] DEVICE NAME\n"
+	"       encfs-dmsetup [-v] close NAME\n"
+	"       encfs-dmsetup [-v] table [--showkeys] [--header HDR] [--key-file FILE|-]\n"
+	"                     [--no-keyring] DEVICE [NAME]\n"
+	"       encfs-dmsetup [-v] test [--header HDR] [--key-file FILE|-] DEVICE\n"
+	"       encfs-dmsetup [-v] dump [--json] [--header HDR] DEVICE\n"
+	"       encfs-dmsetup -h | --help\n"
+	"options:\n"
+	"  --allow-discards   pass discards (TRIM) through dm-crypt\n"
+	"  --header HDR       read the LUKS header from HDR (detached header)\n"
+	"  -h, --help         print this help\n"
+	"  --json             dump: print the header as JSON\n"
+	"  --key-file FILE|-  read the key file bytes from FILE (default: standard input)\n"
+	"  --no-keyring       put the volume key in the table as hex, not as a kernel keyring key\n"
+	"  --readonly         open read-only\n"
+	"  --showkeys         table: print the volume key in hex instead of zeros\n"
+	"  -v                 more verbose (repeatable)\n";
+
+struct opts {
+	bool readonly, allow_discards, no_keyring, showkeys, json;
+	const char *header, *key_file;
+	char *args[2];
+	int nargs;
+};
+
+static _Noreturn void usage_error(const char *why)
+{
+	fprintf(stderr, "%s: usage: %s (see --help)\n", log_progname(), why);
+	exit(EXIT_USAGE);
+}
+
+static void parse(int argc, char **argv, const char *cmd, struct opts *o)
+{
+	enum { O_RO = 256, O_DISC, O_HDR, O_KEY, O_NOKR, O_SHOW, O_JSON };
+	static const struct option lo[] = {
+		{"readonly", no_argument, NULL, O_RO},    {"allow-discards", no_argument, NULL, O_DISC},
+		{"header", required_argument, NULL, O_HDR}, {"key-file", required_argument, NULL, O_KEY},
+		{"no-keyring", no_argument, NULL, O_NOKR}, {"showkeys", no_argument, NULL, O_SHOW},
+		{"json", no_argument, NULL, O_JSON},      {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	/* which options each subcommand takes */
+	bool is_open = !strcmp(cmd, "open"), is_table = !strcmp(cmd, "table"), is_test = !strcmp(cmd, "test"),
+	     is_dump = !strcmp(cmd, "dump");
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+vh", lo, NULL)) != -1) {
+		bool ok = true;
+		switch (c) {
+		case 'v':
+			log_more_verbose();
+			break;
+		case 'h':
+			fputs(USAGE, stdout);
+			exit(EXIT_OK);
+		case O_RO:
+			ok = is_open, o->readonly = true;
+			break;
+		case O_DISC:
+			ok = is_open, o->allow_discards = true;
+			break;
+		case O_HDR:
+			ok = is_open || is_table || is_test || is_dump, o->header = optarg;
+			break;
+		case O_KEY:
+			ok = is_open || is_table || is_test, o->key_file = optarg;
+			break;
+		case O_NOKR:
+			ok = is_open || is_table, o->no_keyring = true;
+			break;
+		case O_SHOW:
+			ok = is_table, o->showkeys = true;
+			break;
+		case O_JSON:
+			ok = is_dump, o->json = true;
+			break;
+		default:
+			usage_error("unknown option");
+		}
+		if (!ok) {
+			char why[128];
+			snprintf(why, sizeof why, "%s does not take %s", cmd, argv[optind - 1]);
+			usage_error(why);
+		}
+	}
+	for (; optind < argc; optind++) {
+		if (o->nargs == 2)
+			usage_error("too many arguments");
+		o->args[o->nargs++] = argv[optind];
+	}
+}
+
+static void read_key(const char *path, struct secbuf *key)
+{
+	int fd = STDIN_FILENO;
+	const char *name = "standard input";
+	if (path && strcmp(path, "-") != 0) {
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			die(EXIT_CONFIG, "reading the key file: %s: %s", path, strerror(errno));
+		name = path;
+	} else if (isatty(STDIN_FILENO))
+		die(EXIT_USAGE, "reading the key: standard input is a terminal (pipe the key file bytes, or --key-file FILE)");
+	if (secbuf_read_fd(fd, KEY_FILE_MAX, key) != 0)
+		die(errno == EFBIG ? EXIT_CONFIG : EXIT_INTERNAL, "reading the key from %s: %s", name,
+		    errno == EFBIG ? "more than 8 MiB (cryptsetup's key file limit)" : strerror(errno));
+	if (fd != STDIN_FILENO)
+		close(fd);
+}
+
+/* The header device, opened, probed, read and validated once. */
+struct volume {
+	int fd;
+	struct blk blk;
+	struct luks_volume v;
+};
+
+static void load(const char *path, struct volume *vol)
+{
+	struct err e;
+	vol->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (vol->fd < 0)
+		die(EXIT_DEVICE, "%s: %s", path, strerror(errno));
+	bool is_blk, is_reg;
+	if (fd_size(vol->fd, &vol->blk.size, &is_blk, &is_reg) != 0)
+		die(EXIT_DEVICE, "%s: %s (a block device or a regular file is needed)", path, strerror(errno));
+	if (probe_is_luks(vol->fd, &e) != 0)
+		die(e.code, "%s: %s", path, e.msg);
+	vol->blk.fd = vol->fd;
+	vol->blk.mem = NULL;
+	if (luks_read(&vol->blk, &vol->v, &e) != 0)
+		die(e.code, "%s: %s", path, e.msg);
+	log_debug("%s: LUKS%d header, uuid %s", path, vol->v.version, vol->v.uuid);
+}
+
+/* UUIDs end up in the DM uuid and the keyring description: hex digits and dashes only. */
+static void check_uuid(const struct luks_volume *v)
+{
+	if (!v->uuid[0] || strspn(v->uuid, "0123456789abcdefABCDEF-") != strlen(v->uuid))
+		die(EXIT_CONFIG, "LUKS header: UUID is not hex digits and dashes (refused as a device-mapper UUID)");
+}
+
+static void check_name(const char *name)
+{
+	if (!name[0] || strlen(name) > 127 || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, ".."))
+		die(EXIT_USAGE, "NAME \"%s\": must be 1..127 characters without '/'", name);
+}
+
+static void unlock(const struct volume *vol, const char *key_file, bool for_segment, struct secbuf *vk, int *slot)
+{
+	struct secbuf key = {0};
+	struct err e;
+	read_key(key_file, &key);
+	int r = luks_unlock(&vol->v, key.data, key.len, for_segment, vk, slot, &e);
+	secbuf_free(&key);
+	if (r != 0)
+		die(e.code, "%s", e.msg);
+	log_info("key slot %d unlocked", *slot);
+}
+
+static int cmd_dump(struct opts *o)
+{
+	if (o->nargs != 1)
+		usage_error("dump needs DEVICE");
+	struct volume vol;
+	load(o->header ? o->header : o->args[0], &vol);
+	if (o->json) {
+		if (luks_dump_json(&vol.v, stdout) != 0)
+			die(EXIT_INTERNAL, "dump: writing the JSON failed");
+	} else
+		luks_dump_text(&vol.v, stdout);
+	luks_volume_free(&vol.v);
+	close(vol.fd);
+	return fflush(stdout) == 0 ? EXIT_OK : EXIT_INTERNAL;
+}
+
+static int cmd_test(struct opts *o)
+{
+	if (o->nargs != 1)
+		usage_error("test needs DEVICE");
+	struct volume vol;
+	struct secbuf vk = {0};
+	int slot;
+	load(o->header ? o->header : o->args[0], &vol);
+	unlock(&vol, o->key_file, false, &vk, &slot);
+	secbuf_free(&vk);
+	luks_volume_free(&vol.v);
+	close(vol.fd);
+	return EXIT_OK;
+}
+
+/* The data device: size, and whether it is a regular file (loop) or read-only. */
+struct data_dev {
+	char path[PATH_MAX];
+	uint64_t size;
+	bool is_reg, ro;
+};
+
+static void data_device(const char *arg, bool want_ro, struct data_dev *d)
+{
+	int fd = open(arg, O_RDONLY | O_CLOEXEC);
+	bool is_blk;
+	if (fd < 0)
+		die(EXIT_DEVICE, "%s: %s", arg, strerror(errno));
+	if (fd_size(fd, &d->size, &is_blk, &d->is_reg) != 0)
+		die(EXIT_DEVICE, "%s: %s (a block device or a regular file is needed)", arg, strerror(errno));
+	int ro_flag = 0;
+	d->ro = want_ro || access(arg, W_OK) != 0 || (is_blk && ioctl(fd, BLKROGET, &ro_flag) == 0 && ro_flag);
+	close(fd);
+	if (!realpath(arg, d->path))
+		die(EXIT_DEVICE, "%s: %s", arg, strerror(errno));
+}
+
+/* As cryptsetup: the keyring for LUKS2 only, when the kernel and dm-crypt (1.18.1) support it. */
+static bool use_keyring(const struct opts *o, const struct luks_volume *v)
+{
+	if (o->no_keyring || v->version != 2 || !keyring_available())
+		return false;
+	struct err e;
+	return dm_available(&e) == 0 && dm_crypt_keyring_supported();
+}
+
+static int cmd_table(struct opts *o)
+{
+	if (o->nargs < 1)
+		usage_error("table needs DEVICE [NAME]");
+	struct volume vol;
+	struct data_dev d;
+	struct secbuf vk = {0};
+	struct table_line tl;
+	struct err e;
+	int slot;
+	load(o->header ? o->header : o->args[0], &vol);
+	if (luks_check_activation(&vol.v, o->header != NULL, &e) != 0)
+		die(e.code, "%s", e.msg);
+	check_uuid(&vol.v);
+	data_device(o->args[0], false, &d);
+	unlock(&vol, o->key_file, true, &vk, &slot);
+	char desc[128];
+	bool kr = use_keyring(o, &vol.v) && luks_keyring_desc(&vol.v, desc, sizeof desc) == 0;
+	struct table_params p = {d.path, d.size, false, kr ? desc : NULL, o->showkeys};
+	if (luks_build_table(&vol.v, vk.data, vk.len, &p, &tl, &e) != 0)
+		die(e.code, "%s", e.msg);
+	secbuf_free(&vk);
+	char *line = table_line_format(&tl);
+	if (!line)
+		die(EXIT_INTERNAL, "table: out of memory");
+	if (o->showkeys && !kr && isatty(STDOUT_FILENO))
+		die(EXIT_USAGE, "table --showkeys: refusing to write the volume key to a terminal (redirect it)");
+	int r = puts(line) < 0 || fflush(stdout) != 0 ? EXIT_INTERNAL : EXIT_OK;
+	wipe(line, strlen(line));
+	free(line);
+	table_line_free(&tl);
+	luks_volume_free(&vol.v);
+	close(vol.fd);
+	return r;
+}
+
+static int cmd_open(struct opts *o)
+{
+	if (o->nargs != 2)
+		usage_error("open needs DEVICE NAME");
+	const char *name = o->args[1];
+	struct volume vol;
+	struct data_dev d;
+	struct secbuf vk = {0};
+	struct table_line tl = {0};
+	struct err e;
+	int slot, loop_fd = -1;
+	int32_t key_id = -1;
+	bool dm_tried = false;
+	char dev_path[PATH_MAX], uuid[160], desc[128];
+
+	check_name(name);
+	load(o->header ? o->header : o->args[0], &vol);
+	if (luks_check_activation(&vol.v, o->header != NULL, &e) != 0)
+		die(e.code, "%s", e.msg);
+	check_uuid(&vol.v);
+	if (luks_dm_uuid(&vol.v, name, uuid, sizeof uuid) != 0)
+		die(EXIT_USAGE, "NAME \"%s\": too long for a device-mapper UUID", name);
+	data_device(o->args[0], o->readonly, &d);
+	unlock(&vol, o->key_file, true, &vk, &slot);
+	/* nothing exists yet: from here on every step is undone on failure */
+	if (dm_available(&e) != 0)
+		goto fail;
+	if (dm_exists(name)) {
+		err_set(&e, EXIT_DEVICE, "device-mapper: %s already exists", name);
+		goto fail;
+	}
+	snprintf(dev_path, sizeof dev_path, "%s", d.path);
+	if (d.is_reg) {
+		if (loop_attach(d.path, d.ro, dev_path, sizeof dev_path, &loop_fd, &e) != 0)
+			goto fail;
+		log_info("%s: attached to %s%s", d.path, dev_path, d.ro ? " (read-only)" : "");
+		bool blk, reg;
+		if (fd_size(loop_fd, &d.size, &blk, &reg) != 0) {
+			err_set(&e, EXIT_DEVICE, "%s: size: %s", dev_path, strerror(errno));
+			goto fail;
+		}
+	}
+	bool kr = use_keyring(o, &vol.v) && luks_keyring_desc(&vol.v, desc, sizeof desc) == 0;
+	if (kr && (key_id = keyring_add_logon(desc, vk.data, vk.len)) < 0) {
+		log_info("kernel keyring: %s; loading the key as hex", strerror(errno));
+		kr = false;
+	}
+	struct table_params p = {dev_path, d.size, o->allow_discards, kr ? desc : NULL, true};
+	if (luks_build_table(&vol.v, vk.data, vk.len, &p, &tl, &e) != 0)
+		goto fail;
+	secbuf_free(&vk);
+	dm_tried = true;
+	if (dm_create_crypt(name, uuid, d.ro, &tl, &e) != 0)
+		goto fail;
+	/* dm-crypt holds its own copy of the key now; the keyring entry and our loop fd can go
+	 * (autoclear detaches the loop device when the dm device is removed) */
+	keyring_unlink_thread(key_id);
+	table_line_free(&tl);
+	if (loop_fd >= 0)
+		close(loop_fd);
+	luks_volume_free(&vol.v);
+	close(vol.fd);
+	log_info("opened /dev/mapper/%s (%s)", name, uuid);
+	return EXIT_OK;
+fail:
+	table_line_free(&tl);
+	secbuf_free(&vk);
+	if (dm_tried)
+		(void)dm_rollback(name, uuid);
+	keyring_unlink_thread(key_id);
+	if (loop_fd >= 0)
+		close(loop_fd); /* autoclear: the loop device goes with its last user */
+	die(e.code, "%s", e.msg);
+}
+
+static int cmd_close(struct opts *o)
+{
+	struct err e;
+	if (o->nargs != 1)
+		usage_error("close needs NAME");
+	check_name(o->args[0]);
+	if (dm_available(&e) != 0 || dm_close_crypt(o->args[0], &e) != 0)
+		die(e.code, "%s", e.msg);
+	return EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+	log_init(argv[0]);
+	secmem_init();
+	/* global -v/-h before the subcommand */
+	int i = 1;
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			fputs(USAGE, stdout);
+			return EXIT_OK;
+		}
+		if (strspn(argv[i] + 1, "v") == strlen(argv[i] + 1) && argv[i][1]) {
+			for (size_t n = 1; argv[i][n]; n++)
+				log_more_verbose();
+			continue;
+		}
+		usage_error("options go after the subcommand");
+	}
+	if (i >= argc)
+		usage_error("missing subcommand (open, close, table, test or dump)");
+	const char *cmd = argv[i];
+	struct opts o = {0};
+	if (strcmp(cmd, "open") && strcmp(cmd, "close") && strcmp(cmd, "table") && strcmp(cmd, "test") &&
+	    strcmp(cmd, "dump"))
+		usage_error("unknown subcommand");
+	parse(argc - i, argv + i, cmd, &o);
+	if (!strcmp(cmd, "open"))
+		return cmd_open(&o);
+	if (!strcmp(cmd, "close"))
+		return cmd_close(&o);
+	if (!strcmp(cmd, "table"))
+		return cmd_table(&o);
+	if (!strcmp(cmd, "test"))
+		return cmd_test(&o);
+	return cmd_dump(&o);
+}

@@ -1,0 +1,1 @@
+encfs-dmsetup_PKGS := devmapper blkid libargon2

@@ -1,0 +1,183 @@
+/* Unlocking: keyslots by priority, key derivation, keyslot area decryption, AF merge, digest. */
+#include "luks.h"
+
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+
+int luks_data_segment(const struct luks_volume *v, struct err *e)
+{
+	int found = -1, regular = 0;
+	for (int i = 0; i < v->nsegments; i++) {
+		if (v->segments[i].backup)
+			continue;
+		regular++;
+		found = i;
+	}
+	if (regular != 1)
+		return err_set(e, EXIT_CONFIG, "LUKS header: %d data segments (only one is supported)", regular);
+	return found;
+}
+
+int luks_check_activation(const struct luks_volume *v, bool detached, struct err *e)
+{
+	if (v->requirements[0])
+		return err_set(e, EXIT_CONFIG, "LUKS2 header: unmet mandatory requirements \"%s\" (reencryption in "
+			       "progress or a newer format: finish it with cryptsetup)", v->requirements);
+	if (v->reencrypt_keyslot)
+		return err_set(e, EXIT_CONFIG, "LUKS2 header: a reencryption keyslot is present (reencryption is not supported)");
+	if (v->nsegments != 1)
+		return err_set(e, EXIT_CONFIG, "LUKS header: %d segments (only a single data segment is supported)",
+			       v->nsegments);
+	int si = luks_data_segment(v, e);
+	if (si < 0)
+		return -1;
+	const struct luks_segment *s = &v->segments[si];
+	if (strcmp(s->type, "crypt") != 0)
+		return err_set(e, EXIT_CONFIG, "LUKS header: segment type \"%s\" is not supported (only crypt)", s->type);
+	if (s->in_reencryption)
+		return err_set(e, EXIT_CONFIG, "LUKS2 header: the segment is in reencryption");
+	if (s->integrity)
+		return err_set(e, EXIT_CONFIG, "LUKS2 header: integrity segments are not supported");
+	if (strncmp(s->encryption, "capi:", 5) == 0)
+		return err_set(e, EXIT_CONFIG, "LUKS header: cipher \"%s\": kernel crypto API (capi:) forms are not supported",
+			       s->encryption);
+	if (strncmp(s->encryption, "cipher_null", 11) == 0)
+		return err_set(e, EXIT_CONFIG, "LUKS header: cipher \"%s\" does not encrypt (refused)", s->encryption);
+	uint32_t ks = 0;
+	for (int d = 0; d < v->ndigests; d++)
+		if (v->digests[d].segments >> s->id & 1)
+			for (int k = 0; k < v->nkeyslots; k++)
+				if (v->keyslots[k].digest == d && v->keyslots[k].luks2_type)
+					ks = v->keyslots[k].key_size;
+	if (!ks)
+		return err_set(e, EXIT_CONFIG, "LUKS header: no keyslot is bound to the data segment");
+	if (!luks_cipher_supported_for_data(s->encryption, ks))
+		return err_set(e, EXIT_CONFIG, "LUKS header: cipher \"%s\" with a %" PRIu32 "-byte key is not supported "
+			       "(aes, serpent or twofish in xts or cbc mode with plain, plain64 or essiv:sha256 IVs)",
+			       s->encryption, ks);
+	if (s->sector_size != 512 && s->sector_size != 1024 && s->sector_size != 2048 && s->sector_size != 4096)
+		return err_set(e, EXIT_CONFIG, "LUKS2 header: sector size %" PRIu32 " is not supported", s->sector_size);
+	if (s->offset == 0 && !detached)
+		return err_set(e, EXIT_CONFIG, "LUKS header: data offset 0 would map the header itself (use --header "
+			       "with a detached header)");
+	return 0;
+}
+
+/* Tries one keyslot; 1 when the key opens it (vk filled), 0 when it does not, -1 on a hard error. */
+static int try_keyslot(const struct luks_volume *v, const struct luks_keyslot *s, const unsigned char *pass,
+		       size_t pass_len, unsigned char *vk, struct err *e)
+{
+	const struct luks_digest *d = s->digest >= 0 ? &v->digests[s->digest] : NULL;
+	char where[40];
+	snprintf(where, sizeof where, "keyslot %d", s->id);
+	if (!d || !d->pbkdf2_type)
+		return err_set(e, EXIT_CONFIG, "%s: digest type is not pbkdf2", where);
+	if (!s->key_size || s->key_size > LUKS_MAX_KEY_BYTES)
+		return err_set(e, EXIT_CONFIG, "%s: volume key size %" PRIu32 " is outside 1..%d bytes", where,
+			       s->key_size, LUKS_MAX_KEY_BYTES);
+	if (s->stripes != LUKS_STRIPES)
+		return err_set(e, EXIT_CONFIG, "%s: %" PRIu32 " AF stripes (only 4000 is valid)", where, s->stripes);
+	if (!s->salt_ok)
+		return err_set(e, EXIT_CONFIG, "%s: the salt is not 32 bytes of base64", where);
+	if (!luks_cipher_supported_for_keyslot(s->area_cipher, s->area_key_size))
+		return err_set(e, EXIT_CONFIG, "%s: keyslot cipher %s with a %" PRIu32 "-byte key is not supported "
+			       "(only aes in xts or cbc mode can be decrypted here)", where, s->area_cipher,
+			       s->area_key_size);
+	if (luks_hash_size(s->af_hash) < 0)
+		return err_set(e, EXIT_CONFIG, "%s: AF hash \"%s\" is not supported", where, s->af_hash);
+	if (!d->salt_len || !d->value_len)
+		return err_set(e, EXIT_CONFIG, "%s: digest salt or value is missing or longer than 64 bytes", where);
+	if (d->value_len != 20 && (int)d->value_len != luks_hash_size(d->hash))
+		return err_set(e, EXIT_CONFIG, "%s: digest of %zu bytes does not fit hash \"%s\"", where, d->value_len,
+			       d->hash);
+	uint64_t af_len = ((uint64_t)s->key_size * LUKS_STRIPES + 511) / 512 * 512;
+	if (af_len > s->area_size)
+		return err_set(e, EXIT_CONFIG, "%s: area of %" PRIu64 " bytes is smaller than the key material (%" PRIu64 ")",
+			       where, s->area_size, af_len);
+	if (v->version == 2 && s->kdf == KDF_UNKNOWN)
+		return err_set(e, EXIT_CONFIG, "%s: kdf \"%s\" is not supported", where, s->kdf_name);
+
+	struct secbuf derived = {0}, af = {0};
+	unsigned char check[64];
+	int r = -1;
+	if (secbuf_alloc(&derived, s->area_key_size) != 0 || secbuf_alloc(&af, (size_t)af_len) != 0) {
+		err_set(e, EXIT_INTERNAL, "%s: out of memory", where);
+		goto out;
+	}
+	if (s->kdf == KDF_PBKDF2) {
+		if (luks_pbkdf2(s->kdf_hash, pass, pass_len, s->salt, LUKS_SALT_BYTES, s->iterations, derived.data,
+				s->area_key_size, e) != 0)
+			goto wrap;
+	} else if (luks_argon2(s->kdf, pass, pass_len, s->salt, LUKS_SALT_BYTES, s->time, s->memory_kib, s->lanes,
+			       derived.data, s->area_key_size, e) != 0)
+		goto wrap;
+	if (blk_read(v->blk, s->area_offset, af.data, (size_t)af_len) != 0) {
+		err_set(e, EXIT_DEVICE, "%s: reading the keyslot area failed", where);
+		goto out;
+	}
+	if (luks_decrypt_sectors(s->area_cipher, derived.data, s->area_key_size, af.data, (size_t)af_len, e) != 0 ||
+	    luks_af_merge(af.data, s->key_size, LUKS_STRIPES, s->af_hash, vk, e) != 0 ||
+	    luks_pbkdf2(d->hash, vk, s->key_size, d->salt, d->salt_len, d->iterations, check, d->value_len, e) != 0)
+		goto wrap;
+	r = sodium_memcmp(check, d->value, d->value_len) == 0 ? 1 : 0;
+	goto out;
+wrap:
+	err_wrap(e, "%s", where);
+out:
+	wipe(check, sizeof check);
+	secbuf_free(&derived);
+	secbuf_free(&af);
+	return r;
+}
+
+int luks_unlock(const struct luks_volume *v, const unsigned char *pass, size_t pass_len, bool for_segment,
+		struct secbuf *vk, int *slot, struct err *e)
+{
+	uint64_t seg_bit = 0;
+	if (for_segment) {
+		int si = luks_data_segment(v, e);
+		if (si < 0)
+			return -1;
+		seg_bit = 1ull << v->segments[si].id;
+	}
+	struct err last = {0, ""};
+	int tried = 0, compared = 0;
+	for (int prio = 2; prio >= 1; prio--) {
+		for (int id = 0; id < LUKS_MAX_KEYSLOTS; id++) {
+			const struct luks_keyslot *s = NULL;
+			for (int i = 0; i < v->nkeyslots; i++)
+				if (v->keyslots[i].id == id)
+					s = &v->keyslots[i];
+			if (!s || !s->luks2_type || s->priority != prio)
+				continue;
+			if (for_segment && (s->digest < 0 || !(v->digests[s->digest].segments & seg_bit)))
+				continue;
+			if (secbuf_alloc(vk, s->key_size ? s->key_size : 1) != 0)
+				return err_set(e, EXIT_INTERNAL, "unlocking: out of memory");
+			struct err ke = {0, ""};
+			tried++;
+			int r = try_keyslot(v, s, pass, pass_len, vk->data, &ke);
+			if (r == 1) {
+				vk->len = s->key_size;
+				*slot = s->id;
+				return 0;
+			}
+			secbuf_free(vk);
+			if (r < 0) {
+				log_info("%s", ke.msg);
+				last = ke;
+			} else {
+				compared++;
+				log_debug("keyslot %d: wrong key", id);
+			}
+		}
+	}
+	if (!tried)
+		return err_set(e, EXIT_CONFIG, "unlocking: no usable key slot%s",
+			       for_segment ? " bound to the data segment" : "");
+	if (!compared) /* no keyslot could even be tried: say why the last one could not */
+		return *e = last, -1;
+	return err_set(e, EXIT_CRYPTO, "unlocking: no key slot matches this key");
+}
