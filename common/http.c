@@ -172,7 +172,10 @@ long http_retry_after_ms(const char *headers)
 	if (when < 0)
 		return -1;
 	time_t now = time(NULL);
-	return when > now ? (long)(when - now) * 1000 : 0;
+	if (when <= now)
+		return 0;
+	/* capped like delta-seconds: a date far ahead would overflow the product */
+	return when - now > 3600 ? 3600000 : (long)(when - now) * 1000;
 }
 
 void http_describe_failure(CURLcode rc, const char *errbuf, char *out, size_t size)
@@ -286,6 +289,9 @@ static int attempt(const struct http_request *rq, struct http_response *rs, stru
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &rs->status);
 	ret = 0;
 out:
+	/* the list holds copies of our headers, Authorization among them: wipe before freeing */
+	for (struct curl_slist *l = hdrs; l; l = l->next)
+		wipe(l->data, strlen(l->data));
 	curl_slist_free_all(hdrs);
 	curl_easy_cleanup(h);
 	return ret;
