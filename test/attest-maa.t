@@ -13,14 +13,16 @@ attest=$ENCFS_BIN/encfs-attest
 chip=$(printf 'encfs test chip' | sha512sum | cut -c1-128)
 "$PYTHON" "$fakes/snp.py" vcek "$T/chain" cur --tcb 7308000000000003 --chip "$chip" || bail "VCEK"
 "$PYTHON" "$fakes/snp.py" vcek "$T/chain" old --tcb 7308000000000002 --chip "$chip" || bail "VCEK"
+turin_chip=$(printf 'encfs turin chip' | sha256sum | cut -c1-16)$(printf '%0112d' 0)
+"$PYTHON" "$fakes/snp.py" vcek "$T/chain" tur --tcb 4800000019030201 --chip "$turin_chip" --product Turin-B0 || bail "VCEK"
 export ENCFS_CA_BUNDLE="$T/tls/ca.pem" ENCFS_AMD_ROOTS="$T/chain/ark.pem"
 
 ctx=$T/ctx
 mkdir "$ctx"
 printf 'package policy\napi_version := "0.10.0"\nallow_all := true\n' | base64 -w0 >"$ctx/security-policy-base64"
 base64 -w0 "$T/chain/cur.thim.json" >"$ctx/host-amd-cert-base64"
-# a COSE_Sign1 shape (tag 18, array of 4): the fake MAA checks only that
-printf '\322\204\103\241\001\046\240\104test\100' | base64 -w0 >"$ctx/reference-info-base64"
+# the UVM endorsement: a COSE_Sign1 naming the launch measurement the test reports carry
+"$PYTHON" "$fakes/snp.py" endorsement | base64 -w0 >"$ctx/reference-info-base64"
 export UVM_SECURITY_CONTEXT_DIR="$ctx"
 policy_digest=$("$attest" policy-digest "$ctx/security-policy-base64")
 
@@ -57,7 +59,8 @@ claim() { # claim NAME: the value from $T/claims
 check_token() { # check_token FILE: verify it and extract the claims the tests look at
 	"$PYTHON" "$T/jwt.py" "$1" "$ENCFS_CA_BUNDLE" iss x-ms-runtime x-ms-sevsnpvm-hostdata \
 		x-ms-sevsnpvm-reportdata x-ms-sevsnpvm-is-debuggable x-ms-sevsnpvm-vmpl \
-		x-ms-attestation-type x-ms-compliance-status x-ms-sevsnpvm-launchmeasurement >"$T/claims"
+		x-ms-attestation-type x-ms-compliance-status x-ms-sevsnpvm-launchmeasurement \
+		x-ms-sevsnpvm-uvm-endorsement nonce >"$T/claims"
 }
 runtime_canonical=$("$PYTHON" -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1])), sort_keys=True))' "$T/jwks.json")
 
@@ -76,7 +79,7 @@ imds_old=$port
 start_service imdsbare "$PYTHON" "$fakes/imds.py"
 imds_bare=$port
 start_service cache "$PYTHON" "$fakes/imds.py" --tls "$T/tls/leaf.pem" "$T/tls/leaf.key" \
-	--thim "$T/chain/cur.thim.json" --thim "$T/chain/old.thim.json"
+	--thim "$T/chain/cur.thim.json" --thim "$T/chain/old.thim.json" --thim "$T/chain/tur.thim.json"
 cache=127.0.0.1:$port
 
 fault() { # fault HOST:PORT JSON
@@ -100,6 +103,38 @@ like "$err" "FAKE REPORT" "... with a loud warning that the token is useless"
 check_token "$T/fake.token"
 is "$(claim x-ms-sevsnpvm-hostdata)" "$policy_digest" "... its hostdata is the policy digest"
 is "$(claim x-ms-sevsnpvm-reportdata)" "$want_rd" "... its reportdata is SHA-256 of stdin"
+
+# the REST spec's nonce is a string (the upstream sidecar sends a number): the fake takes both
+cat >"$T/nonce.py" <<'EOF'
+import base64, hashlib, json, ssl, sys, urllib.request
+def b(x): return base64.urlsafe_b64encode(x).decode()
+rt = b'{"keys":[]}'
+rep = bytearray(1184)
+rep[0:4] = (2).to_bytes(4, "little")
+rep[0x50:0x70] = hashlib.sha256(rt).digest()
+inner = json.dumps({"SnpReport": b(bytes(rep)), "VcekCertChain": b(b"")}).encode()
+body = json.dumps({"report": b(inner), "runtimeData": {"data": b(rt), "dataType": "JSON"},
+                   "nonce": json.loads(sys.argv[2])}).encode()
+rq = urllib.request.Request(sys.argv[1] + "/attest/SevSnpVm?api-version=2022-08-01", body,
+                            {"Content-Type": "application/json"})
+try:
+    tok = json.load(urllib.request.urlopen(rq, context=ssl.create_default_context(cafile=sys.argv[3])))["token"]
+    claims = json.loads(base64.urlsafe_b64decode(tok.split(".")[1] + "=="))
+    print("200 %s" % claims.get("nonce"))
+except urllib.error.HTTPError as e:
+    print("%d %s" % (e.code, json.load(e)["error"]["message"]))
+EOF
+is "$("$PYTHON" "$T/nonce.py" "https://$maafake" '"a-nonce"' "$ENCFS_CA_BUNDLE")" "200 a-nonce" "fake MAA: a string nonce, echoed in the token"
+is "$("$PYTHON" "$T/nonce.py" "https://$maafake" '18446744073709551615' "$ENCFS_CA_BUNDLE")" "200 18446744073709551615" "fake MAA: a 64-bit number nonce"
+is "$("$PYTHON" "$T/nonce.py" "https://$maafake" 'true' "$ENCFS_CA_BUNDLE")" "400 nonce must be a string or an unsigned 64-bit integer" "fake MAA: any other nonce is refused"
+
+# a refusal that is not retried (HTTP 413) is not reported as a service that kept failing
+fault "$maafake" '{"path":"/attest","count":1,"status":413,"body":{"error":{"code":"RequestTooLarge","message":"too large"}}}'
+before=$(count_requests "https://$maafake" /attest)
+run sh -c "'$attest' --maa '$maafake' --fake-report <'$T/jwks.json'"
+is "$rc" 6 "MAA 413: exit 6"
+like "$err" "HTTP 413 RequestTooLarge: too large (MAA rejected the request" "... MAA's words, and no \"retry later\""
+is "$(($(count_requests "https://$maafake" /attest) - before))" 1 "... after one attempt"
 
 # --- the real code path through the emulated configfs-tsm ---------------------------------------
 mkdir "$T/tsm"
@@ -142,8 +177,38 @@ if [ "$tsm_ok" -eq 1 ]; then
 	is "$(claim x-ms-sevsnpvm-vmpl)" 0 "... VMPL 0"
 	is "$(claim x-ms-attestation-type)" sevsnpvm "... attestation type sevsnpvm"
 	is "$(claim x-ms-compliance-status)" azure-compliant-uvm "... compliance status from the endorsements"
+	like "$(claim x-ms-sevsnpvm-uvm-endorsement)" "\"x-ms-sevsnpvm-launchmeasurement\": \"$(claim x-ms-sevsnpvm-launchmeasurement)\"" \
+		"... the endorsement that names the report's launch measurement"
+	case $(claim nonce) in
+	'' | *[!0-9]*) ok 1 "... and the request's nonce (a decimal number): got '$(claim nonce)'" ;;
+	*) ok 0 "... and the request's nonce (a decimal number)" ;;
+	esac
 	is "$(find "$T/tsm" -mindepth 1 | wc -l)" 0 "... the configfs-tsm entry it made is gone"
 	like "$(cat "$T/tsm.log")" "tsm: rmdir encfs-attest." "... removed by rmdir, as configfs wants"
+
+	# an endorsement of another UVM: a token, but no compliance claim for a relying party to accept
+	cp "$ctx/reference-info-base64" "$T/refinfo.keep"
+	"$PYTHON" "$fakes/snp.py" endorsement --measurement "$(printf '%096d' 0)" | base64 -w0 >"$ctx/reference-info-base64"
+	run sh -c "'$attest' --maa '$maa' <'$T/jwks.json' >'$T/token-other-uvm'"
+	is "$rc" 0 "an endorsement of another launch measurement: a token"
+	check_token "$T/token-other-uvm"
+	is "$(claim x-ms-compliance-status):$(claim x-ms-sevsnpvm-uvm-endorsement)" "None:None" \
+		"... without x-ms-compliance-status or x-ms-sevsnpvm-uvm-endorsement"
+	cp "$T/refinfo.keep" "$ctx/reference-info-base64"
+
+	# certificates whose VCEK (the right key) claims another TCB than the report's
+	"$PYTHON" "$fakes/snp.py" vcek "$T/chain" liar --tcb 7308000000000004 --chip "$chip" --key "$T/chain/cur.key" || bail "VCEK liar"
+	"$PYTHON" - "$T/chain/liar.thim.json" <<'EOF'
+import json, sys
+t = json.load(open(sys.argv[1]))
+t["tcbm"] = "7308000000000003"
+json.dump(t, open(sys.argv[1], "w"))
+EOF
+	base64 -w0 "$T/chain/liar.thim.json" >"$ctx/host-amd-cert-base64"
+	run sh -c "'$attest' --maa '$maa' <'$T/jwks.json'"
+	is "$rc" 6 "a VCEK issued for another TCB than REPORTED_TCB: MAA refuses, exit 6"
+	like "$err" "REPORTED_TCB 7308000000000003 is not the VCEK's TCB 7308000000000004" "... MAA says why"
+	base64 -w0 "$T/chain/cur.thim.json" >"$ctx/host-amd-cert-base64"
 
 	"$attest" report <"$T/jwks.json" >"$T/report.bin"
 	run "$attest" verify --certs "$T/chain/cur.thim.json" --report-data "$want_rd" \
@@ -207,14 +272,39 @@ if [ "$tsm_ok" -eq 1 ]; then
 
 	umount_tsm
 	# the kernel refusing (firmware error) and another writer on the entry
-	for mode in fail race; do
+	# a Turin host (report version 3, CPUID family 1Ah): its VCEK from AMD's KDS by the 8-byte hwID
+	# and the FMC SPL, and MAA reads REPORTED_TCB in the Turin layout
+	READY=$T/tsm.turin
+	export READY
+	"$PYTHON" "$fakes/snp.py" tsm "$T/tsm" "$T/chain" tur --host-data "$policy_digest" --version 3 --cpuid 1a:02:01 >>"$T/tsm.log" 2>&1 &
+	tsm_pid=$!
+	_pids="$_pids $tsm_pid"
+	unset READY
+	i=0
+	while [ ! -s "$T/tsm.turin" ] && [ $i -lt 100 ]; do
+		i=$((i + 1))
+		sleep 0.1
+	done
+	rm "$ctx/host-amd-cert-base64"
+	cc="{\"endpoint_type\":\"AMD\",\"endpoint\":\"https://$cache/vcek/v1\",\"tee_type\":\"Turin\"}"
+	run sh -c "ENCFS_IMDS_ENDPOINT=http://127.0.0.1:1 '$attest' --maa '$maa' --certcache '$cc' <'$T/jwks.json' >'$T/token-turin'"
+	is "$rc" 0 "a Turin report: its VCEK from the AMD KDS form, then a token"
+	curl -sS --cacert "$ENCFS_CA_BUNDLE" "https://$cache/_requests" >"$T/requests.json"
+	like "$("$PYTHON" -c 'import json,sys; print(" ".join(r["path"] + "?" + "&".join(k + "=" + v for k, v in sorted(r["query"].items())) for r in json.load(open(sys.argv[1])) if "Turin" in r["path"]))' "$T/requests.json")" \
+		"/vcek/v1/Turin/${turin_chip%"$(printf '%0112d' 0)"}?blSPL=2&fmcSPL=1&snpSPL=25&teeSPL=3&ucodeSPL=72" "... asked for by the 8-byte hwID and five SPLs"
+	base64 -w0 "$T/chain/cur.thim.json" >"$ctx/host-amd-cert-base64"
+	umount_tsm
+
+	for mode in fail race badgen stale; do
 		READY=$T/tsm.$mode
 		export READY
-		if [ $mode = fail ]; then
-			"$PYTHON" "$fakes/snp.py" tsm "$T/tsm" "$T/chain" cur --fail-errno 5 >>"$T/tsm.log" 2>&1 &
-		else
-			"$PYTHON" "$fakes/snp.py" tsm "$T/tsm" "$T/chain" cur --race >>"$T/tsm.log" 2>&1 &
-		fi
+		case $mode in
+		fail) set -- --fail-errno 5 ;;
+		race) set -- --race ;;
+		badgen) set -- --bad-generation ;;
+		stale) set -- --stale ;;
+		esac
+		"$PYTHON" "$fakes/snp.py" tsm "$T/tsm" "$T/chain" cur "$@" >>"$T/tsm.log" 2>&1 &
 		tsm_pid=$!
 		_pids="$_pids $tsm_pid"
 		unset READY
@@ -225,11 +315,12 @@ if [ "$tsm_ok" -eq 1 ]; then
 		done
 		run sh -c "'$attest' --maa '$maa' <'$T/jwks.json'"
 		is "$rc" 6 "configfs-tsm $mode: exit 6"
-		if [ $mode = fail ]; then
-			like "$err" "outblob: Input/output error (the SEV firmware refused the request" "... says the firmware refused"
-		else
-			like "$err" "another process wrote to the entry" "... says the generation moved under it"
-		fi
+		case $mode in
+		fail) like "$err" "outblob: Input/output error (the SEV firmware refused the request" "... says the firmware refused" ;;
+		race) like "$err" "another process wrote to the entry" "... says the generation moved under it" ;;
+		badgen) like "$err" "generation: \"unknown\" is not a number" "... names what generation held" ;;
+		stale) like "$err" "the report does not carry our REPORT_DATA" "... refuses a report for other data" ;;
+		esac
 		is "$(find "$T/tsm" -mindepth 1 | wc -l)" 0 "... and leaves no entry behind"
 		umount_tsm
 	done
@@ -254,6 +345,15 @@ run sh -c "env -u UVM_SECURITY_CONTEXT_DIR UVM_SECURITY_POLICY=\$(cat '$ctx/secu
 is "$rc" 0 "evidence from the environment (UVM_SECURITY_POLICY, UVM_REFERENCE_INFO)"
 check_token "$T/token5"
 is "$(claim x-ms-sevsnpvm-hostdata)" "$policy_digest" "... hostdata from UVM_SECURITY_POLICY"
+
+# a security context directory with a long path (PATH_MAX allows 4096 bytes)
+long=$T
+for _ in 1 2 3 4 5 6; do long=$long/$(printf '%0200d' 0); done
+mkdir -p "$long"
+cp "$ctx/security-policy-base64" "$ctx/reference-info-base64" "$long/"
+run sh -c "UVM_SECURITY_CONTEXT_DIR='$long' '$attest' --maa '$maafake' --fake-report <'$T/jwks.json' >'$T/token6'"
+is "$rc" 0 "a security context directory with a 1200-byte path is read"
+rm -rf "${T:?}/$(printf '%0200d' 0)"
 
 run sh -c "printf 'not json' | '$attest' --maa '$maa' --fake-report"
 is "$rc" 3 "runtime data that is not JSON: exit 3"

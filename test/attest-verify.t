@@ -141,6 +141,43 @@ is "$rc" 0 "a REPORT_DATA prefix followed by zeros holds"
 ENCFS_AMD_ROOTS="$T/chain/ark.pem" "$attest" verify --certs "$T/chain/a.thim.json" "$T/dbg.bin" >"$T/dbg.json" 2>/dev/null
 is "$(json_field "$T/dbg.json" policy debug):$(json_field "$T/dbg.json" vmpl)" "true:2" "the debug policy bit and VMPL decode"
 
+# Turin (CPUID family 1Ah, report version 3+): FMC, boot loader, TEE, SNP, ..., microcode
+turin_chip=$(printf 'turin chip' | sha256sum | cut -c1-16)$(printf '%0112d' 0)
+"$PYTHON" "$fakes/snp.py" vcek "$T/chain" t --tcb 4800000019030201 --chip "$turin_chip" --product Turin-B0 || bail "VCEK t"
+"$PYTHON" "$fakes/snp.py" report "$T/chain" t --report-data "$rd" --version 3 --cpuid 1a:02:01 >"$T/turin.bin"
+run sh -c "ENCFS_AMD_ROOTS='$T/chain/ark.pem' '$attest' verify --certs '$T/chain/t.thim.json' '$T/turin.bin' >'$T/turin.json'"
+is "$rc" 0 "a Turin report verifies with its Turin VCEK (fmcSPL, Turin TCB layout)"
+is "$(json_field "$T/turin.json" reported_tcb fmc):$(json_field "$T/turin.json" reported_tcb bootloader):$(json_field "$T/turin.json" reported_tcb tee):$(json_field "$T/turin.json" reported_tcb snp):$(json_field "$T/turin.json" reported_tcb microcode)" \
+	"1:2:3:25:72" "... its REPORTED_TCB decoded in the Turin layout"
+"$PYTHON" "$fakes/snp.py" vcek "$T/chain" tm --tcb 4800000019030201 --chip "$turin_chip" || bail "VCEK tm"
+"$PYTHON" "$fakes/snp.py" report "$T/chain" tm --report-data "$rd" --version 3 --cpuid 1a:02:01 >"$T/turin-m.bin"
+run sh -c "ENCFS_AMD_ROOTS='$T/chain/ark.pem' '$attest' verify --certs '$T/chain/tm.thim.json' '$T/turin-m.bin'"
+is "$rc" 7 "a Turin report with a Milan-style VCEK (no fmcSPL): exit 7"
+like "$err" "VCEK certificate has no readable TCB extensions for a Turin report" "... its TCB cannot be read"
+
+# chains that are AMD-shaped but signed the wrong way, and reports signed by another key kind
+for bad in pss256 pkcs1 notca; do
+	case $bad in
+	notca) "$PYTHON" "$fakes/snp.py" chain "$T/$bad" --bits 2048 --ask-not-ca || bail "chain $bad" ;;
+	*) "$PYTHON" "$fakes/snp.py" chain "$T/$bad" --bits 2048 --ask-sig $bad || bail "chain $bad" ;;
+	esac
+	"$PYTHON" "$fakes/snp.py" vcek "$T/$bad" a --tcb 7308000000000003 --chip "$chip" || bail "VCEK $bad"
+	"$PYTHON" "$fakes/snp.py" report "$T/$bad" a --report-data "$rd" >"$T/$bad.bin"
+	run sh -c "ENCFS_AMD_ROOTS='$T/$bad/ark.pem' '$attest' verify --certs '$T/$bad/a.thim.json' '$T/$bad.bin'"
+	is "$rc" 7 "an ASK signed by the ARK with $bad: exit 7"
+	case $bad in
+	pss256) like "$err" "ASK certificate SEV-Test: RSASSA-PSS with SHA-256, MGF1-SHA-256, salt 32, not AMD's SHA-384, MGF1-SHA-384, salt 48" "... the PSS parameters are named" ;;
+	pkcs1) like "$err" "ASK certificate SEV-Test is not signed with RSASSA-PSS" "... PKCS#1 v1.5 is refused" ;;
+	notca) like "$err" "ASK certificate SEV-Test is not a CA" "... an ASK must be a CA" ;;
+	esac
+done
+for key in 1 7; do
+	"$PYTHON" "$fakes/snp.py" report "$T/chain" a --report-data "$rd" --signing-key $key >"$T/signer$key.bin"
+	run sh -c "ENCFS_AMD_ROOTS='$T/chain/ark.pem' '$attest' verify --certs '$T/chain/a.thim.json' '$T/signer$key.bin'"
+	is "$rc" 7 "a report whose SIGNING_KEY is $key (not the VCEK): exit 7"
+	like "$err" "SIGNING_KEY $key" "... named"
+done
+
 # versions the tool does not know are reported, not misread
 for v in 0 4 6; do
 	"$PYTHON" - "$T/v2.bin" "$T/unk$v.bin" $v <<'EOF'

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glob.h>
+#include <limits.h>
 #include <openssl/pem.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -110,8 +111,10 @@ int thim_parse_any(const char *text, size_t len, struct thim_certs *c, struct er
 /* Reads dir/name; 1 when it does not exist, 0 with *text (NUL-terminated) or -1. */
 static int read_context_file(const char *dir, const char *name, char **text, size_t *len, struct err *e)
 {
-	char path[1024];
-	snprintf(path, sizeof path, "%s/%s", dir, name);
+	char path[PATH_MAX];
+	*text = NULL;
+	if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path)
+		return err_set(e, EXIT_CONFIG, "security context %s: path too long", dir);
 	*text = read_file_capped(path, EVIDENCE_FILE_MAX, len);
 	if (*text)
 		return 0;
@@ -290,17 +293,31 @@ static int get(const char *what, const char *url, int metadata, int allow_http, 
 	return -1;
 }
 
-static int take_chain_tcb(const char *what, struct thim_certs *c, struct err *e)
+static int take_chain_tcb(const char *what, struct thim_certs *c, int turin, struct err *e)
 {
 	struct amd_chain ch;
 	if (amd_chain_load(c->chain_pem, strlen(c->chain_pem), &ch, e) != 0)
 		return err_wrap(e, "%s", what);
-	int bad = vcek_tcb(ch.vcek, &c->tcbm);
+	int bad = vcek_tcb(ch.vcek, turin, &c->tcbm);
 	amd_chain_free(&ch);
 	if (bad)
 		return err_set(e, EXIT_ATTEST, "%s: the VCEK has no readable TCB extensions", what);
 	c->have_tcbm = 1;
 	return 0;
+}
+
+void kds_vcek_url(const struct certcache *cc, const struct snp_report *r, char *url, size_t size)
+{
+	char chip[2 * SNP_CHIP_ID_SIZE + 1];
+	const struct snp_tcb *t = &r->reported_tcb;
+	/* Turin's hwID is the first 8 bytes of CHIP_ID, and its TCB has an FMC SPL */
+	hex_encode(r->chip_id, r->turin ? 8 : SNP_CHIP_ID_SIZE, chip);
+	if (r->turin)
+		snprintf(url, size, "https://%s/%s/%s?fmcSPL=%u&blSPL=%u&teeSPL=%u&snpSPL=%u&ucodeSPL=%u",
+			 cc->endpoint, cc->tee_type, chip, t->fmc, t->bootloader, t->tee, t->snp, t->microcode);
+	else
+		snprintf(url, size, "https://%s/%s/%s?ucodeSPL=%u&snpSPL=%u&teeSPL=%u&blSPL=%u", cc->endpoint,
+			 cc->tee_type, chip, t->microcode, t->snp, t->tee, t->bootloader);
 }
 
 int thim_fetch(const struct certcache *cc, const struct snp_report *r, struct thim_certs *c, struct err *e)
@@ -343,14 +360,12 @@ int thim_fetch(const struct certcache *cc, const struct snp_report *r, struct th
 			thim_free(&got);
 			return err_set(e, EXIT_INTERNAL, "out of memory");
 		}
-		if (take_chain_tcb("certcache AzCache", &got, e) != 0) {
+		if (take_chain_tcb("certcache AzCache", &got, r->turin, e) != 0) {
 			thim_free(&got);
 			return -1;
 		}
 	} else { /* AMD KDS: the VCEK in DER, then the ASK/ARK chain in PEM */
-		const struct snp_tcb *t = &r->reported_tcb;
-		snprintf(url, sizeof url, "https://%s/%s/%s?ucodeSPL=%u&snpSPL=%u&teeSPL=%u&blSPL=%u",
-			 cc->endpoint, cc->tee_type, chip, t->microcode, t->snp, t->tee, t->bootloader);
+		kds_vcek_url(cc, r, url, sizeof url);
 		if (get("certcache AMD VCEK", url, 0, 0, &rs, e) != 0)
 			return -1;
 		const unsigned char *p = rs.body.data;
@@ -384,7 +399,7 @@ int thim_fetch(const struct certcache *cc, const struct snp_report *r, struct th
 			thim_free(&got);
 			return err_set(e, EXIT_INTERNAL, "out of memory");
 		}
-		if (take_chain_tcb("certcache AMD", &got, e) != 0) {
+		if (take_chain_tcb("certcache AMD", &got, r->turin, e) != 0) {
 			thim_free(&got);
 			return -1;
 		}

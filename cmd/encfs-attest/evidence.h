@@ -2,6 +2,7 @@
 #ifndef ENCFS_ATTEST_EVIDENCE_H
 #define ENCFS_ATTEST_EVIDENCE_H
 
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,7 +20,7 @@ struct thim_certs {
 };
 
 struct evidence {
-	char where[512];	  /* the directory, or "environment", or "" when there is none */
+	char where[PATH_MAX];	  /* the directory, or "environment", or "" when there is none */
 	char *policy_b64;	  /* security-policy-base64 as given; NULL when absent */
 	struct thim_certs certs;  /* empty when host-amd-cert-base64 was absent or empty */
 	uint8_t *reference_info;  /* decoded reference-info-base64 (COSE_Sign1); NULL when absent */
@@ -54,6 +55,11 @@ int certcache_parse(const char *text, size_t len, struct certcache *cc, struct e
  * extensions for the AzCache and AMD forms. */
 int thim_fetch(const struct certcache *cc, const struct snp_report *r, struct thim_certs *c,
 	       struct err *e);
+
+/* The AMD KDS URL of the VCEK for report r under certcache cc (endpoint_type "AMD"):
+ * https://endpoint/tee_type/HWID?ucodeSPL=..&snpSPL=..&teeSPL=..&blSPL=.. (Milan, Genoa), or with
+ * fmcSPL and the 8-byte hwID of a Turin report. */
+void kds_vcek_url(const struct certcache *cc, const struct snp_report *r, char *url, size_t size);
 
 /* SHA-256 of the standard-base64-decoded policy (newlines ignored, as Go's decoder does). */
 int policy_digest(const char *b64, size_t len, uint8_t out[32], struct err *e);

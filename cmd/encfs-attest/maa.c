@@ -162,15 +162,18 @@ int maa_attest(const char *base_url, const char *body, size_t body_len, struct s
 	if (rs.status != 200) {
 		char why[700];
 		describe_error(&rs, why, sizeof why);
-		int code = rs.status == 400	? EXIT_ATTEST
-			   : rs.status == 401 || rs.status == 403 ? EXIT_DENIED
-			   : rs.status == 404	? EXIT_CONFIG
-						: EXIT_NETWORK;
+		/* 429 and 5xx arrive here only once the common retries are spent */
+		int transient = rs.status == 429 || rs.status >= 500;
+		int code = rs.status == 401 || rs.status == 403 ? EXIT_DENIED
+			   : rs.status == 404		       ? EXIT_CONFIG
+			   : transient			       ? EXIT_NETWORK
+							       : EXIT_ATTEST;
 		err_set(e, code, "MAA attest at %s: %s (%s)", base_url, why,
-			code == EXIT_ATTEST    ? "MAA rejected the evidence: check the report source and the security context"
+			rs.status == 400       ? "MAA rejected the evidence: check the report source and the security context"
 			: code == EXIT_DENIED  ? "check the attestation provider's authorisation"
 			: code == EXIT_CONFIG  ? "check --maa: is it an attestation provider?"
-					       : "the service kept failing; retry later");
+			: code == EXIT_NETWORK ? "the service kept failing; retry later"
+					       : "MAA rejected the request");
 		goto out;
 	}
 	struct json j;

@@ -25,8 +25,8 @@ void maa_request_body(const uint8_t report[SNP_REPORT_SIZE], const char *chain_p
 		      size_t runtime_len, uint64_t nonce, struct strbuf *sb);
 
 /* Posts the body to base_url and takes the token into guarded memory.  MAA's error JSON
- * ({"error":{"code","message"}}) is shown with its status: 400 EXIT_ATTEST, 401/403 EXIT_DENIED,
- * 404 EXIT_CONFIG, 5xx (after the common retries) EXIT_NETWORK. */
+ * ({"error":{"code","message"}}) is shown with its status: 401/403 EXIT_DENIED, 404 EXIT_CONFIG,
+ * 429 and 5xx (after the common retries) EXIT_NETWORK, any other EXIT_ATTEST. */
 int maa_attest(const char *base_url, const char *body, size_t body_len, struct secbuf *token,
 	       struct err *e);
 

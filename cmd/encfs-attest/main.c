@@ -228,7 +228,7 @@ static int do_attest(const struct options *o)
 	struct secbuf token = {0};
 	if (maa_attest(base, body.data, body.len, &token, &e) != 0) {
 		if (o->fake)
-			err_wrap(&e, "(with a FAKE report)");
+			err_wrap(&e, "attesting a FAKE report");
 		die_err(&e);
 	}
 	if (o->fake)

@@ -24,13 +24,21 @@ static void put_le64(uint8_t *p, uint64_t v)
 	put_le32(p + 4, (uint32_t)(v >> 32));
 }
 
-struct snp_tcb snp_tcb_decode(uint64_t raw)
+static unsigned tcb_byte(uint64_t raw, int i) { return (unsigned)(raw >> (8 * i) & 0xff); }
+
+struct snp_tcb snp_tcb_decode(uint64_t raw, int turin)
 {
-	struct snp_tcb t = {.raw = raw,
-			    .bootloader = (unsigned)(raw & 0xff),
-			    .tee = (unsigned)(raw >> 8 & 0xff),
-			    .snp = (unsigned)(raw >> 48 & 0xff),
-			    .microcode = (unsigned)(raw >> 56 & 0xff)};
+	struct snp_tcb t = {.raw = raw, .microcode = tcb_byte(raw, 7)};
+	if (turin) {
+		t.fmc = tcb_byte(raw, 0);
+		t.bootloader = tcb_byte(raw, 1);
+		t.tee = tcb_byte(raw, 2);
+		t.snp = tcb_byte(raw, 3);
+	} else {
+		t.bootloader = tcb_byte(raw, 0);
+		t.tee = tcb_byte(raw, 1);
+		t.snp = tcb_byte(raw, 6);
+	}
 	return t;
 }
 
@@ -51,7 +59,6 @@ int snp_report_parse(const uint8_t *b, size_t len, struct snp_report *r, struct 
 	memcpy(r->image_id, b + 0x20, 16);
 	r->vmpl = le32(b + 0x30);
 	r->signature_algo = le32(b + 0x34);
-	r->current_tcb = snp_tcb_decode(le64(b + 0x38));
 	r->platform_info = le64(b + 0x40);
 	r->flags = le32(b + 0x48);
 	memcpy(r->report_data, b + 0x50, 64);
@@ -61,22 +68,24 @@ int snp_report_parse(const uint8_t *b, size_t len, struct snp_report *r, struct 
 	memcpy(r->author_key_digest, b + 0x110, 48);
 	memcpy(r->report_id, b + 0x140, 32);
 	memcpy(r->report_id_ma, b + 0x160, 32);
-	r->reported_tcb = snp_tcb_decode(le64(b + 0x180));
 	if (r->version >= 3) {
 		r->cpuid_fam_id = b[0x188];
 		r->cpuid_mod_id = b[0x189];
 		r->cpuid_step = b[0x18A];
+		r->turin = r->cpuid_fam_id == SNP_CPUID_FAMILY_TURIN;
 	}
+	r->current_tcb = snp_tcb_decode(le64(b + 0x38), r->turin);
+	r->reported_tcb = snp_tcb_decode(le64(b + 0x180), r->turin);
 	memcpy(r->chip_id, b + 0x1A0, 64);
 	if (r->version >= 2) {
-		r->committed_tcb = snp_tcb_decode(le64(b + 0x1E0));
+		r->committed_tcb = snp_tcb_decode(le64(b + 0x1E0), r->turin);
 		r->current_build = b[0x1E8];
 		r->current_minor = b[0x1E9];
 		r->current_major = b[0x1EA];
 		r->committed_build = b[0x1EC];
 		r->committed_minor = b[0x1ED];
 		r->committed_major = b[0x1EE];
-		r->launch_tcb = snp_tcb_decode(le64(b + 0x1F0));
+		r->launch_tcb = snp_tcb_decode(le64(b + 0x1F0), r->turin);
 	}
 	if (r->version >= 5) {
 		r->launch_mit_vector = le64(b + 0x1F8);
@@ -94,12 +103,13 @@ static void put_hex(struct strbuf *sb, const char *name, const uint8_t *p, size_
 	sb_printf(sb, "  \"%s\": \"%s\"%s\n", name, hex, comma ? "," : "");
 }
 
-static void put_tcb(struct strbuf *sb, const char *name, const struct snp_tcb *t)
+static void put_tcb(struct strbuf *sb, const char *name, const struct snp_tcb *t, int turin)
 {
-	sb_printf(sb,
-		  "  \"%s\": {\"raw\": \"%016llx\", \"bootloader\": %u, \"tee\": %u, \"snp\": %u, "
-		  "\"microcode\": %u},\n",
-		  name, (unsigned long long)t->raw, t->bootloader, t->tee, t->snp, t->microcode);
+	sb_printf(sb, "  \"%s\": {\"raw\": \"%016llx\", ", name, (unsigned long long)t->raw);
+	if (turin)
+		sb_printf(sb, "\"fmc\": %u, ", t->fmc);
+	sb_printf(sb, "\"bootloader\": %u, \"tee\": %u, \"snp\": %u, \"microcode\": %u},\n", t->bootloader,
+		  t->tee, t->snp, t->microcode);
 }
 
 void snp_report_json(const struct snp_report *r, struct strbuf *sb)
@@ -116,7 +126,7 @@ void snp_report_json(const struct snp_report *r, struct strbuf *sb)
 	put_hex(sb, "family_id", r->family_id, 16, 1);
 	put_hex(sb, "image_id", r->image_id, 16, 1);
 	sb_printf(sb, "  \"vmpl\": %u,\n  \"signature_algo\": %u,\n", r->vmpl, r->signature_algo);
-	put_tcb(sb, "current_tcb", &r->current_tcb);
+	put_tcb(sb, "current_tcb", &r->current_tcb, r->turin);
 	sb_printf(sb, "  \"platform_info\": \"%016llx\",\n", (unsigned long long)r->platform_info);
 	sb_printf(sb, "  \"author_key_en\": %s,\n  \"mask_chip_key\": %s,\n  \"signing_key\": %u,\n",
 		  r->flags & 1 ? "true" : "false", r->flags & 2 ? "true" : "false",
@@ -128,17 +138,17 @@ void snp_report_json(const struct snp_report *r, struct strbuf *sb)
 	put_hex(sb, "author_key_digest", r->author_key_digest, 48, 1);
 	put_hex(sb, "report_id", r->report_id, 32, 1);
 	put_hex(sb, "report_id_ma", r->report_id_ma, 32, 1);
-	put_tcb(sb, "reported_tcb", &r->reported_tcb);
+	put_tcb(sb, "reported_tcb", &r->reported_tcb, r->turin);
 	if (r->version >= 3)
 		sb_printf(sb, "  \"cpuid\": {\"family\": %u, \"model\": %u, \"stepping\": %u},\n",
 			  r->cpuid_fam_id, r->cpuid_mod_id, r->cpuid_step);
 	put_hex(sb, "chip_id", r->chip_id, 64, 1);
 	if (r->version >= 2) {
-		put_tcb(sb, "committed_tcb", &r->committed_tcb);
+		put_tcb(sb, "committed_tcb", &r->committed_tcb, r->turin);
 		sb_printf(sb, "  \"current_firmware\": \"%u.%u.%u\",\n  \"committed_firmware\": \"%u.%u.%u\",\n",
 			  r->current_major, r->current_minor, r->current_build, r->committed_major,
 			  r->committed_minor, r->committed_build);
-		put_tcb(sb, "launch_tcb", &r->launch_tcb);
+		put_tcb(sb, "launch_tcb", &r->launch_tcb, r->turin);
 	}
 	if (r->version >= 5)
 		sb_printf(sb, "  \"launch_mit_vector\": \"%016llx\",\n  \"current_mit_vector\": \"%016llx\",\n",

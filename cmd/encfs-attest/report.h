@@ -18,6 +18,7 @@
 #define SNP_CHIP_ID_SIZE 64
 #define SNP_SIG_ALGO_ECDSA_P384_SHA384 1
 #define SNP_SIG_COMPONENT_SIZE 72 /* R and S, little-endian, zero-extended */
+#define SNP_SIGNING_KEY_VCEK 0	  /* SIGNING_KEY (bits 4:2 at 0x48): 0 VCEK, 1 VLEK, 7 none */
 
 /* Guest policy bits (ABI "GUEST_POLICY Structure"). */
 #define SNP_POLICY_SMT (1ull << 16)
@@ -25,12 +26,16 @@
 #define SNP_POLICY_DEBUG (1ull << 19)
 #define SNP_POLICY_SINGLE_SOCKET (1ull << 20)
 
-/* A TCB_VERSION as Milan and Genoa lay it out: byte 0 boot loader, 1 TEE, 6 SNP firmware,
- * 7 microcode (bytes 2..5 reserved). */
+/* A TCB_VERSION (ABI "TCB_VERSION Structure").  Milan and Genoa: byte 0 boot loader, 1 TEE,
+ * 6 SNP firmware, 7 microcode (2..5 reserved).  Turin (CPUID family 1Ah, which only reports of
+ * version 3 and later name): byte 0 FMC, 1 boot loader, 2 TEE, 3 SNP, 7 microcode (4..6 reserved). */
 struct snp_tcb {
 	uint64_t raw;
+	unsigned fmc; /* Turin only */
 	unsigned bootloader, tee, snp, microcode;
 };
+
+#define SNP_CPUID_FAMILY_TURIN 0x1A
 
 struct snp_report {
 	uint32_t version;
@@ -52,6 +57,7 @@ struct snp_report {
 	uint8_t report_id_ma[32];
 	struct snp_tcb reported_tcb;
 	uint8_t cpuid_fam_id, cpuid_mod_id, cpuid_step; /* version 3 and later */
+	int turin;					/* its TCB_VERSIONs use the Turin layout */
 	uint8_t chip_id[64];
 	struct snp_tcb committed_tcb;
 	uint8_t current_build, current_minor, current_major;
@@ -63,11 +69,13 @@ struct snp_report {
 
 /* Decodes buf[0..len).  Accepts versions 2, 3 and 5 (and 1, the layout of early firmware and of
  * the upstream sidecar's fake report); any other version or a wrong size is an error naming what
- * was found (code EXIT_ATTEST).  Fields a version does not define are left zero. */
+ * was found (code EXIT_ATTEST).  Fields a version does not define are left zero.  Version 3 added
+ * CPUID_FAM_ID/MOD_ID/STEP (0x188..0x18A), which tell a Turin report (TCB layout) from the others;
+ * version 5 added LAUNCH_MIT_VECTOR and CURRENT_MIT_VECTOR (0x1F8, 0x200). */
 int snp_report_parse(const uint8_t *buf, size_t len, struct snp_report *r, struct err *e);
 
-/* The TCB fields of a raw TCB_VERSION value. */
-struct snp_tcb snp_tcb_decode(uint64_t raw);
+/* The TCB fields of a raw TCB_VERSION value, in the Turin layout when turin is set. */
+struct snp_tcb snp_tcb_decode(uint64_t raw, int turin);
 
 /* The report as one JSON object (hex strings for byte fields, numbers for integers, the policy
  * and TCB fields decoded), for `verify` and `report --json`. */

@@ -10,6 +10,7 @@
 #include <inttypes.h>
 #include <linux/sev-guest.h>
 #include <sodium.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,15 +91,25 @@ static int tsm_write_attr(int dirfd, const char *name, const void *data, size_t 
 	return close(fd);
 }
 
+/* The entry's generation counter: read failures and text that is not a number told apart. */
+static int tsm_generation(int dirfd, const char *where, uint64_t *gen, struct err *e)
+{
+	char text[TSM_ATTR_MAX];
+	if (tsm_read_attr(dirfd, "generation", text, sizeof text) != 0)
+		return err_set(e, EXIT_ATTEST, "configfs-tsm %s/generation: %s", where, strerror(errno));
+	if (parse_u64(text, gen) != 0)
+		return err_set(e, EXIT_ATTEST, "configfs-tsm %s/generation: \"%s\" is not a number", where, text);
+	return 0;
+}
+
 static int tsm_run(int dirfd, const char *where, const uint8_t report_data[64], uint8_t out[SNP_REPORT_SIZE],
 		   struct err *e)
 {
 	char text[TSM_ATTR_MAX];
 	uint64_t gen0, gen1, writes = 0;
 
-	if (tsm_read_attr(dirfd, "generation", text, sizeof text) != 0 || parse_u64(text, &gen0) != 0)
-		return err_set(e, EXIT_ATTEST, "configfs-tsm %s/generation: %s", where,
-			       errno ? strerror(errno) : "not a number");
+	if (tsm_generation(dirfd, where, &gen0, e) != 0)
+		return -1;
 	/* Below an SVSM the guest cannot ask for VMPL 0: ask for the lowest level allowed. */
 	if (tsm_read_attr(dirfd, "privlevel_floor", text, sizeof text) == 0) {
 		uint64_t floor;
@@ -138,20 +149,14 @@ static int tsm_run(int dirfd, const char *where, const uint8_t report_data[64], 
 	memcpy(out, blob, SNP_REPORT_SIZE);
 	free(blob);
 
-	if (tsm_read_attr(dirfd, "generation", text, sizeof text) != 0 || parse_u64(text, &gen1) != 0)
-		return err_set(e, EXIT_ATTEST, "configfs-tsm %s/generation: %s", where,
-			       errno ? strerror(errno) : "not a number");
+	if (tsm_generation(dirfd, where, &gen1, e) != 0)
+		return -1;
 	if (gen1 != gen0 + writes)
 		return err_set(e, EXIT_ATTEST,
 			       "configfs-tsm %s: generation went from %" PRIu64 " to %" PRIu64
 			       ", not by our %" PRIu64 " writes: another process wrote to the entry "
 			       "(retry; keep other tools off it)",
 			       where, gen0, gen1, writes);
-	/* The firmware echoes REPORT_DATA; anything else is a stale or foreign report. */
-	if (sodium_memcmp(out + SNP_REPORT_DATA_OFF, report_data, SNP_REPORT_DATA_SIZE) != 0)
-		return err_set(e, EXIT_ATTEST,
-			       "configfs-tsm %s/outblob: the report does not carry our REPORT_DATA "
-			       "(a stale or foreign report)", where);
 	return 0;
 }
 
@@ -203,6 +208,13 @@ int tsm_get_report(const char *dir, const uint8_t report_data[SNP_REPORT_DATA_SI
 }
 
 /* --- /dev/sev-guest (SNP_GET_REPORT) ------------------------------------------------------------ */
+
+/* The uapi layout this file relies on (linux/sev-guest.h): SNP_GET_REPORT is _IOWR('S', 0, 32 bytes)
+ * = 0xC0205300; the request is user_data[64], vmpl, 28 reserved bytes; the response 4000 bytes. */
+_Static_assert(sizeof(struct snp_guest_request_ioctl) == 32, "snp_guest_request_ioctl is 32 bytes");
+_Static_assert(SNP_GET_REPORT == 0xC0205300u, "SNP_GET_REPORT ioctl number");
+_Static_assert(sizeof(struct snp_report_req) == 96, "snp_report_req is MSG_REPORT_REQ, 96 bytes");
+_Static_assert(sizeof(struct snp_report_resp) >= 32 + SNP_REPORT_SIZE, "snp_report_resp holds MSG_REPORT_RSP");
 
 #define MSG_REPORT_RSP_STATUS 0
 #define MSG_REPORT_RSP_SIZE 4
@@ -267,7 +279,14 @@ struct sev_snp_guest_request {
 	uint32_t error; /* firmware error code on failure */
 };
 _Static_assert(sizeof(struct sev_snp_guest_request) == 40, "legacy /dev/sev request layout");
+_Static_assert(offsetof(struct sev_snp_guest_request, request_len) == 4 &&
+		       offsetof(struct sev_snp_guest_request, request_uaddr) == 8 &&
+		       offsetof(struct sev_snp_guest_request, response_len) == 16 &&
+		       offsetof(struct sev_snp_guest_request, response_uaddr) == 24 &&
+		       offsetof(struct sev_snp_guest_request, error) == 32,
+	       "legacy /dev/sev request field offsets");
 #define SEV_SNP_GUEST_MSG_REPORT _IOWR('S', 0x1, struct sev_snp_guest_request)
+_Static_assert(SEV_SNP_GUEST_MSG_REPORT == 0xC0285301u, "SEV_SNP_GUEST_MSG_REPORT = 3223868161, as upstream");
 #define MSG_REPORT_REQ 5
 #define MSG_REPORT_RSP 6
 #define REPORT_REQ_SIZE 96
@@ -300,6 +319,16 @@ static int sev_legacy_report(const uint8_t report_data[64], uint8_t out[SNP_REPO
 	return take_report_rsp(SEV_LEGACY_DEVICE, rsp, sizeof rsp, out, e);
 }
 
+/* The firmware echoes REPORT_DATA; anything else is a stale or foreign report, whatever the source. */
+static int check_echo(const char *source, const uint8_t report_data[SNP_REPORT_DATA_SIZE],
+		      const uint8_t report[SNP_REPORT_SIZE], struct err *e)
+{
+	if (sodium_memcmp(report + SNP_REPORT_DATA_OFF, report_data, SNP_REPORT_DATA_SIZE) != 0)
+		return err_set(e, EXIT_ATTEST,
+			       "%s: the report does not carry our REPORT_DATA (a stale or foreign report)", source);
+	return 0;
+}
+
 int snp_get_report(const uint8_t report_data[SNP_REPORT_DATA_SIZE], uint8_t out[SNP_REPORT_SIZE],
 		   char *source, size_t source_size, struct err *e)
 {
@@ -309,19 +338,19 @@ int snp_get_report(const uint8_t report_data[SNP_REPORT_DATA_SIZE], uint8_t out[
 	int rc = tsm_get_report(tsm, report_data, out, why[0], sizeof why[0], e);
 	if (rc <= 0) {
 		snprintf(source, source_size, "configfs-tsm %s", tsm);
-		return rc;
+		return rc < 0 ? rc : check_echo(source, report_data, out, e);
 	}
 	log_info("configfs-tsm not used: %s", why[0]);
 	rc = sev_guest_report(report_data, out, why[1], sizeof why[1], e);
 	if (rc <= 0) {
 		snprintf(source, source_size, "%s", SEV_GUEST_DEVICE);
-		return rc;
+		return rc < 0 ? rc : check_echo(source, report_data, out, e);
 	}
 	log_info("%s not used: %s", SEV_GUEST_DEVICE, why[1]);
 	rc = sev_legacy_report(report_data, out, why[2], sizeof why[2], e);
 	if (rc <= 0) {
 		snprintf(source, source_size, "%s", SEV_LEGACY_DEVICE);
-		return rc;
+		return rc < 0 ? rc : check_echo(source, report_data, out, e);
 	}
 	return err_set(e, EXIT_ATTEST,
 		       "getting an SEV-SNP report: no source works (%s; %s; %s) (run inside an SEV-SNP "

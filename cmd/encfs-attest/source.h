@@ -15,8 +15,9 @@
 /* Asks the platform for a report carrying report_data, trying in order configfs-tsm
  * ($ENCFS_TSM_DIR or TSM_REPORT_DIR), SNP_GET_REPORT on /dev/sev-guest, and
  * SEV_SNP_GUEST_MSG_REPORT on /dev/sev.  A source that is absent is skipped; one that is present
- * but fails ends the search with its error (firmware status included).  source receives the name
- * of the source used.  EXIT_ATTEST on failure. */
+ * but fails ends the search with its error (firmware status included), and so does a report that
+ * does not echo report_data.  source receives the name of the source used.  EXIT_ATTEST on
+ * failure. */
 int snp_get_report(const uint8_t report_data[SNP_REPORT_DATA_SIZE], uint8_t out[SNP_REPORT_SIZE],
 		   char *source, size_t source_size, struct err *e);
 

@@ -11,6 +11,8 @@
 #include <openssl/evp.h>
 #include <openssl/objects.h>
 #include <openssl/pem.h>
+#include <openssl/rsa.h>
+#include <openssl/x509v3.h>
 #include <errno.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -128,13 +130,77 @@ static const char *cn_of(X509 *x, char *buf, size_t size)
 	return buf;
 }
 
-/* One link: child signed by parent with RSASSA-PSS, both in their validity period. */
+static const char *hash_name(int nid)
+{
+	switch (nid) {
+	case NID_sha1: return "SHA-1";
+	case NID_sha224: return "SHA-224";
+	case NID_sha256: return "SHA-256";
+	case NID_sha384: return "SHA-384";
+	case NID_sha512: return "SHA-512";
+	default: return nid == NID_undef ? "an unknown hash" : OBJ_nid2sn(nid);
+	}
+}
+
+/* The RSASSA-PSS parameters of x's signature (RFC 4055; absent ones take its defaults: SHA-1,
+ * MGF1-SHA-1, salt 20, trailer 1).  -1 when they are not readable or not MGF1 with trailer 1. */
+static int pss_params(X509 *x, int *md, int *mgf_md, int64_t *salt)
+{
+	const X509_ALGOR *alg;
+	const ASN1_OBJECT *obj;
+	const void *pval;
+	int ptype;
+	X509_get0_signature(NULL, &alg, x);
+	X509_ALGOR_get0(&obj, &ptype, &pval, alg);
+	if (OBJ_obj2nid(obj) != NID_rsassaPss || ptype != V_ASN1_SEQUENCE || !pval)
+		return -1;
+	const unsigned char *p = ASN1_STRING_get0_data(pval);
+	RSA_PSS_PARAMS *pss = d2i_RSA_PSS_PARAMS(NULL, &p, ASN1_STRING_length(pval));
+	if (!pss)
+		return -1;
+	int ok = 1;
+	*md = pss->hashAlgorithm ? OBJ_obj2nid(pss->hashAlgorithm->algorithm) : NID_sha1;
+	*mgf_md = NID_sha1;
+	if (pss->maskGenAlgorithm) {
+		const ASN1_TYPE *t = pss->maskGenAlgorithm->parameter;
+		ok = OBJ_obj2nid(pss->maskGenAlgorithm->algorithm) == NID_mgf1 && t &&
+		     t->type == V_ASN1_SEQUENCE;
+		if (ok) {
+			const unsigned char *q = ASN1_STRING_get0_data(t->value.sequence);
+			X509_ALGOR *h = d2i_X509_ALGOR(NULL, &q, ASN1_STRING_length(t->value.sequence));
+			*mgf_md = h ? OBJ_obj2nid(h->algorithm) : NID_undef;
+			X509_ALGOR_free(h);
+		}
+	}
+	*salt = 20;
+	if (ok && pss->saltLength && ASN1_INTEGER_get_int64(salt, pss->saltLength) != 1)
+		ok = 0;
+	int64_t trailer = 1;
+	if (ok && pss->trailerField && (ASN1_INTEGER_get_int64(&trailer, pss->trailerField) != 1 || trailer != 1))
+		ok = 0;
+	RSA_PSS_PARAMS_free(pss);
+	return ok ? 0 : -1;
+}
+
+/* One link: child signed by parent with RSASSA-PSS as AMD signs (SHA-384, MGF1-SHA-384, salt 48:
+ * VCEK spec), both in their validity period. */
 static int check_link(X509 *child, X509 *parent, const char *role, struct err *e)
 {
 	char cn[128], pcn[128];
+	int md, mgf_md;
+	int64_t salt;
 	if (X509_get_signature_nid(child) != NID_rsassaPss)
 		return err_set(e, EXIT_CRYPTO, "%s certificate %s is not signed with RSASSA-PSS", role,
 			       cn_of(child, cn, sizeof cn));
+	if (pss_params(child, &md, &mgf_md, &salt) != 0)
+		return err_set(e, EXIT_CRYPTO, "%s certificate %s: unreadable RSASSA-PSS parameters", role,
+			       cn_of(child, cn, sizeof cn));
+	if (md != NID_sha384 || mgf_md != NID_sha384 || salt != 48)
+		return err_set(e, EXIT_CRYPTO,
+			       "%s certificate %s: RSASSA-PSS with %s, MGF1-%s, salt %lld, not AMD's SHA-384, "
+			       "MGF1-SHA-384, salt 48",
+			       role, cn_of(child, cn, sizeof cn), hash_name(md), hash_name(mgf_md),
+			       (long long)salt);
 	if (X509_verify(child, X509_get0_pubkey(parent)) != 1)
 		return err_set(e, EXIT_CRYPTO, "%s certificate %s: signature does not verify under %s", role,
 			       cn_of(child, cn, sizeof cn), cn_of(parent, pcn, sizeof pcn));
@@ -142,6 +208,24 @@ static int check_link(X509 *child, X509 *parent, const char *role, struct err *e
 	    X509_cmp_current_time(X509_get0_notAfter(child)) <= 0)
 		return err_set(e, EXIT_CRYPTO, "%s certificate %s is outside its validity period", role,
 			       cn_of(child, cn, sizeof cn));
+	return 0;
+}
+
+/* ARK and ASK sign certificates: a CA allowed to (basicConstraints, keyUsage when present); the
+ * VCEK signs reports only.  Extensions OpenSSL finds malformed or duplicated end it too. */
+static int check_role(X509 *x, int ca, const char *role, struct err *e)
+{
+	char cn[128];
+	uint32_t flags = X509_get_extension_flags(x);
+	if (flags & EXFLAG_INVALID)
+		return err_set(e, EXIT_CRYPTO, "%s certificate %s has malformed or duplicate extensions", role,
+			       cn_of(x, cn, sizeof cn));
+	if (ca && (!(flags & EXFLAG_CA) || !(X509_get_key_usage(x) & KU_KEY_CERT_SIGN)))
+		return err_set(e, EXIT_CRYPTO, "%s certificate %s is not a CA (basicConstraints, keyUsage)", role,
+			       cn_of(x, cn, sizeof cn));
+	if (!ca && (flags & EXFLAG_CA))
+		return err_set(e, EXIT_CRYPTO, "%s certificate %s is a CA, not a signing key", role,
+			       cn_of(x, cn, sizeof cn));
 	return 0;
 }
 
@@ -161,8 +245,9 @@ int amd_chain_verify(const struct amd_chain *c, struct err *e)
 		return err_set(e, EXIT_CRYPTO,
 			       "ARK certificate %s is not AMD's Milan or Genoa root (its key is not pinned)",
 			       cn_of(c->ark, cn, sizeof cn));
-	if (check_link(c->ark, c->ark, "ARK", e) != 0 || check_link(c->ask, c->ark, "ASK", e) != 0 ||
-	    check_link(c->vcek, c->ask, "VCEK", e) != 0)
+	if (check_role(c->ark, 1, "ARK", e) != 0 || check_link(c->ark, c->ark, "ARK", e) != 0 ||
+	    check_role(c->ask, 1, "ASK", e) != 0 || check_link(c->ask, c->ark, "ASK", e) != 0 ||
+	    check_role(c->vcek, 0, "VCEK", e) != 0 || check_link(c->vcek, c->ask, "VCEK", e) != 0)
 		return -1;
 	EVP_PKEY *k = X509_get0_pubkey(c->vcek);
 	char group[32] = "";
@@ -189,6 +274,11 @@ int report_verify_signature(const uint8_t report[SNP_REPORT_SIZE], const struct 
 	if (r->signature_algo != SNP_SIG_ALGO_ECDSA_P384_SHA384)
 		return err_set(e, EXIT_CRYPTO, "report signature algorithm %u is not ECDSA P-384 (1)",
 			       r->signature_algo);
+	unsigned signing_key = (unsigned)(r->flags >> 2 & 7);
+	if (signing_key != SNP_SIGNING_KEY_VCEK)
+		return err_set(e, EXIT_CRYPTO, "report SIGNING_KEY %u: signed by %s, not by a VCEK (the only "
+			       "key this tool verifies)", signing_key,
+			       signing_key == 1 ? "a VLEK" : signing_key == 7 ? "no key" : "a reserved key kind");
 	ECDSA_SIG *sig = ECDSA_SIG_new();
 	BIGNUM *br = le_to_bn(r->sig_r, sizeof r->sig_r), *bs = le_to_bn(r->sig_s, sizeof r->sig_s);
 	unsigned char *der = NULL;
@@ -228,32 +318,38 @@ static const unsigned char *ext_value(X509 *x, const char *oid, int *len)
 	return ASN1_STRING_get0_data(v);
 }
 
-int vcek_tcb(X509 *vcek, uint64_t *tcb)
+int vcek_tcb(X509 *vcek, int turin, uint64_t *tcb)
 {
-	/* byte position in TCB_VERSION of each SPL extension 1.3.6.1.4.1.3704.1.3.N */
-	static const struct {
+	/* byte position in TCB_VERSION of each SPL extension 1.3.6.1.4.1.3704.1.3.N (VCEK spec);
+	 * optional ones are the reserved SPLs, which may be absent */
+	static const struct spl {
 		const char *oid;
-		int byte;
-	} spl[] = {{"1.3.6.1.4.1.3704.1.3.1", 0}, {"1.3.6.1.4.1.3704.1.3.2", 1},
-		   {"1.3.6.1.4.1.3704.1.3.4", 2}, {"1.3.6.1.4.1.3704.1.3.5", 3},
-		   {"1.3.6.1.4.1.3704.1.3.6", 4}, {"1.3.6.1.4.1.3704.1.3.7", 5},
-		   {"1.3.6.1.4.1.3704.1.3.3", 6}, {"1.3.6.1.4.1.3704.1.3.8", 7}};
+		int byte, optional;
+	} milan[] = {{"1.3.6.1.4.1.3704.1.3.1", 0, 0}, {"1.3.6.1.4.1.3704.1.3.2", 1, 0},
+		     {"1.3.6.1.4.1.3704.1.3.4", 2, 1}, {"1.3.6.1.4.1.3704.1.3.5", 3, 1},
+		     {"1.3.6.1.4.1.3704.1.3.6", 4, 1}, {"1.3.6.1.4.1.3704.1.3.7", 5, 1},
+		     {"1.3.6.1.4.1.3704.1.3.3", 6, 0}, {"1.3.6.1.4.1.3704.1.3.8", 7, 0}},
+	  turin_spl[] = {{"1.3.6.1.4.1.3704.1.3.9", 0, 0}, {"1.3.6.1.4.1.3704.1.3.1", 1, 0},
+			 {"1.3.6.1.4.1.3704.1.3.2", 2, 0}, {"1.3.6.1.4.1.3704.1.3.3", 3, 0},
+			 {"1.3.6.1.4.1.3704.1.3.8", 7, 0}};
+	const struct spl *spl = turin ? turin_spl : milan;
+	size_t n = turin ? sizeof turin_spl / sizeof turin_spl[0] : sizeof milan / sizeof milan[0];
 	uint64_t v = 0;
-	for (size_t i = 0; i < sizeof spl / sizeof spl[0]; i++) {
+	for (size_t i = 0; i < n; i++) {
 		int len;
 		const unsigned char *p = ext_value(vcek, spl[i].oid, &len);
 		if (!p) {
-			if (spl[i].byte >= 2 && spl[i].byte <= 5)
-				continue; /* the reserved SPLs may be absent */
+			if (spl[i].optional)
+				continue;
 			return -1;
 		}
 		ASN1_INTEGER *ai = d2i_ASN1_INTEGER(NULL, &p, len);
-		int64_t n = -1;
-		int ok = ai && ASN1_INTEGER_get_int64(&n, ai) == 1 && n >= 0 && n <= 255;
+		int64_t val = -1;
+		int ok = ai && ASN1_INTEGER_get_int64(&val, ai) == 1 && val >= 0 && val <= 255;
 		ASN1_INTEGER_free(ai);
 		if (!ok)
 			return -1;
-		v |= (uint64_t)n << (8 * spl[i].byte);
+		v |= (uint64_t)val << (8 * spl[i].byte);
 	}
 	*tcb = v;
 	return 0;
@@ -290,8 +386,9 @@ int report_verify(const uint8_t report[SNP_REPORT_SIZE], const char *chain_pem, 
 	uint8_t hwid[SNP_CHIP_ID_SIZE];
 	if (amd_chain_verify(&c, e) != 0 || report_verify_signature(report, r, c.vcek, e) != 0)
 		goto out;
-	if (vcek_tcb(c.vcek, &vtcb) != 0) {
-		err_set(e, EXIT_CRYPTO, "VCEK certificate has no readable TCB extensions");
+	if (vcek_tcb(c.vcek, r->turin, &vtcb) != 0) {
+		err_set(e, EXIT_CRYPTO, "VCEK certificate has no readable TCB extensions for a %s report",
+			r->turin ? "Turin" : "Milan or Genoa");
 		goto out;
 	}
 	if (vtcb != r->reported_tcb.raw) {

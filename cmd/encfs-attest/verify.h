@@ -27,9 +27,10 @@ int amd_chain_verify(const struct amd_chain *c, struct err *e);
 int report_verify_signature(const uint8_t report[SNP_REPORT_SIZE], const struct snp_report *r,
 			    X509 *vcek, struct err *e);
 
-/* The TCB the VCEK was issued for, from its AMD extensions (1.3.6.1.4.1.3704.1.3.x).  -1 when
- * they are missing or malformed. */
-int vcek_tcb(X509 *vcek, uint64_t *tcb);
+/* The TCB the VCEK was issued for, from its AMD extensions (1.3.6.1.4.1.3704.1.3.x), as a raw
+ * TCB_VERSION in the Milan/Genoa or (turin) the Turin layout.  -1 when they are missing or
+ * malformed. */
+int vcek_tcb(X509 *vcek, int turin, uint64_t *tcb);
 /* The hwID extension (1.3.6.1.4.1.3704.1.4): the CHIP_ID the VCEK belongs to. */
 int vcek_hwid(X509 *vcek, uint8_t out[SNP_CHIP_ID_SIZE]);
 

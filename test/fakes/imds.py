@@ -14,7 +14,7 @@ sidecar's azure_info.certcache (use --tls for those: they are https):
   GET /{tee_type}/certificates/{chip}/{tcb}?api-version=...
                                                 "AzCache": PEM VCEK+ASK+ARK of the FILE whose VCEK
                                                 has that chip id and TCB (hex, as %x), else 404
-  GET /vcek/v1/{product}/{chip}?ucodeSPL=&snpSPL=&teeSPL=&blSPL=
+  GET /vcek/v1/{product}/{chip}?ucodeSPL=&snpSPL=&teeSPL=&blSPL=[&fmcSPL=]
   GET /vcek/v1/{product}/cert_chain             "AMD" KDS: the VCEK in DER, the ASK+ARK PEM
 
 usage: imds.py [--port N] [--client-id ID]... [--thim FILE]... [--tls CERT KEY]
@@ -41,20 +41,27 @@ def make_token(resource, client_id):
 
 
 def load_thim(path):
-    """A THIM file, with the chip id and TCB of its VCEK read from AMD's extensions."""
+    """A THIM file, with the chip id, product and TCB of its VCEK read from AMD's extensions
+    (productName 1.3.6.1.4.1.3704.1.2; SPLs 1.3.6.1.4.1.3704.1.3.N placed in TCB_VERSION as
+    Milan and Genoa lay it out, or as Turin does: FMC, boot loader, TEE, SNP, ..., microcode)."""
     from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
     with open(path) as f:
         thim = json.load(f)
     cert = x509.load_pem_x509_certificate(thim["vcekCert"].encode())
     ext = {e.oid.dotted_string: e.value.value for e in cert.extensions
            if isinstance(e.value, x509.UnrecognizedExtension)}
+    name = ext.get("1.3.6.1.4.1.3704.1.2", b"")
+    product = name[2:].decode() if name[:1] == b"\x16" else ""  # an IA5String
+    turin = product.startswith("Turin")
+    pos = ((9, 0), (1, 1), (2, 2), (3, 3), (8, 7)) if turin else \
+        ((1, 0), (2, 1), (4, 2), (5, 3), (6, 4), (7, 5), (3, 6), (8, 7))
     tcb = bytearray(8)
-    for n, pos in ((1, 0), (2, 1), (4, 2), (5, 3), (6, 4), (7, 5), (3, 6), (8, 7)):
+    for n, p in pos:
         der = ext.get("1.3.6.1.4.1.3704.1.3.%d" % n)
         if der:  # a DER INTEGER: 02 len value
-            tcb[pos] = int.from_bytes(der[2:2 + der[1]], "big")
-    from cryptography.hazmat.primitives import serialization
-    return {"json": thim, "chip": ext.get("1.3.6.1.4.1.3704.1.4", b"").hex(),
+            tcb[p] = int.from_bytes(der[2:2 + der[1]], "big")
+    return {"json": thim, "chip": ext.get("1.3.6.1.4.1.3704.1.4", b"").hex(), "turin": turin,
             "tcb": int.from_bytes(bytes(tcb), "little"),
             "vcek_der": cert.public_bytes(serialization.Encoding.DER)}
 
@@ -84,11 +91,15 @@ class IMDS(fakelib.Handler):
                     return 404, {}, b""
                 return 200, {"Content-Type": "application/x-pem-file"}, \
                     thims[0]["json"]["certificateChain"].encode()
-            spl = {k: query.get(k) for k in ("blSPL", "teeSPL", "snpSPL", "ucodeSPL")}
             for t in thims:
                 tb = t["tcb"].to_bytes(8, "little")
-                want = {"blSPL": tb[0], "teeSPL": tb[1], "snpSPL": tb[6], "ucodeSPL": tb[7]}
-                if t["chip"] == parts[3].lower() and all(spl[k] == str(v) for k, v in want.items()):
+                if t["turin"]:  # KDS: an 8-byte hwID and the FMC SPL for Turin
+                    want = {"fmcSPL": tb[0], "blSPL": tb[1], "teeSPL": tb[2], "snpSPL": tb[3], "ucodeSPL": tb[7]}
+                    chip = t["chip"][:16]
+                else:
+                    want = {"blSPL": tb[0], "teeSPL": tb[1], "snpSPL": tb[6], "ucodeSPL": tb[7]}
+                    chip = t["chip"]
+                if chip == parts[3].lower() and all(query.get(k) == str(v) for k, v in want.items()):
                     return 200, {"Content-Type": "application/pkix-cert"}, t["vcek_der"]
             return 404, {}, b"no such VCEK"
         return None

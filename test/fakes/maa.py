@@ -11,16 +11,24 @@ learn.microsoft.com/azure/attestation, never from encfs's C code.
   GET  /certs                                     -> JWKS {"keys": [{kid, kty, n, e, x5c}]}
   GET  /.well-known/openid-configuration          -> {"issuer", "jwks_uri", ...}
 
-Checks: the request shape and encodings; REPORT_DATA = SHA-256(runtime data) then 32 zero bytes;
-the report's ECDSA P-384 signature under the VCEK of VcekCertChain; VCEK <- ASK <- ARK with
-RSASSA-PSS; the ARK's key among the trusted roots (--amd-roots PEM, else AMD's Milan and Genoa
-ARKs, pinned by the SHA-256 of their SubjectPublicKeyInfo).  A report with an all-zero signature
-(the upstream sidecar's fake report) is accepted only with --accept-fake-reports.
+Checks: the request shape and encodings (the nonce a string, as the REST spec has it, or an
+unsigned integer, as the upstream sidecar sends it); REPORT_DATA = SHA-256(runtime data) then 32
+zero bytes; the report's ECDSA P-384 signature under the VCEK of VcekCertChain; VCEK <- ASK <- ARK
+with RSASSA-PSS (SHA-384, MGF1-SHA-384, salt 48); the ARK's key among the trusted roots
+(--amd-roots PEM, else AMD's Milan and Genoa ARKs, pinned by the SHA-256 of their
+SubjectPublicKeyInfo); REPORTED_TCB equal to the TCB in the VCEK's SPL extensions (Turin layout
+for CPUID family 1Ah); each UVM endorsement a COSE_Sign1 whose payload is JSON.  A report with an
+all-zero signature (the upstream sidecar's fake report) is accepted only with
+--accept-fake-reports.
 
 The token is an RS256 JWT (header alg, jku, kid, typ as MAA issues them) with iss = this
-service's base URL, iat/nbf/exp, x-ms-attestation-type "sevsnpvm", x-ms-compliance-status
-"azure-compliant-uvm" (when UVM endorsements came), the x-ms-sevsnpvm-* claims taken from the
-report, x-ms-runtime (the runtime data object), x-ms-inittime, x-ms-policy-hash, x-ms-ver.
+service's base URL, iat/nbf/exp, x-ms-attestation-type "sevsnpvm", the x-ms-sevsnpvm-* claims
+taken from the report (hex strings, integers, JSON booleans), x-ms-runtime (the runtime data
+object), x-ms-inittime, x-ms-policy-hash, x-ms-ver, nonce (when given).  When a UVM endorsement's
+x-ms-sevsnpvm-launchmeasurement is the report's MEASUREMENT, its payload becomes
+x-ms-sevsnpvm-uvm-endorsement and x-ms-compliance-status is "azure-compliant-uvm"; otherwise
+both are left out.  Unlike the real service it cannot check the endorsement's COSE signature
+(that needs Microsoft's signing chain).
 Failures: 400 {"error": {"code", "message"}}; more through POST /_fault (fakelib).
 
 usage: maa.py --tls CERT KEY [--accept-fake-reports] [--amd-roots PEM] [--signing-dir DIR]
@@ -115,6 +123,106 @@ def verify_report(report, chain_pem, roots):
         vcek.public_key().verify(encode_dss_signature(r, s), report[:0x2A0], ec.ECDSA(hashes.SHA384()))
     except InvalidSignature:
         raise Reject("InvalidParameter", "the report signature does not verify under the VCEK")
+    reported = int.from_bytes(report[0x180:0x188], "little")
+    issued = tcb_from_vcek(vcek, is_turin(report))
+    if reported != issued:
+        raise Reject("InvalidParameter", "REPORTED_TCB %016x is not the VCEK's TCB %016x" % (reported, issued))
+
+
+def tcb_from_vcek(vcek, turin):
+    """The TCB_VERSION a VCEK was issued for, from its SPL extensions (1.3.6.1.4.1.3704.1.3.N,
+    DER INTEGERs): Milan/Genoa bytes bl, tee, 4 reserved, snp, ucode; Turin fmc, bl, tee, snp,
+    3 reserved, ucode."""
+    ext = {e.oid.dotted_string: e.value.value for e in vcek.extensions
+           if isinstance(e.value, x509.UnrecognizedExtension)}
+    pos = {9: 0, 1: 1, 2: 2, 3: 3, 8: 7} if turin else {1: 0, 2: 1, 4: 2, 5: 3, 6: 4, 7: 5, 3: 6, 8: 7}
+    tcb = bytearray(8)
+    for n, p in pos.items():
+        der = ext.get("1.3.6.1.4.1.3704.1.3.%d" % n)
+        if der is None:
+            if 4 <= n <= 7:
+                continue
+            raise Reject("InvalidParameter", "the VCEK has no SPL extension .%d" % n)
+        if len(der) < 3 or der[0] != 2 or der[1] != len(der) - 2:
+            raise Reject("InvalidParameter", "the VCEK's SPL extension .%d is not an INTEGER" % n)
+        v = int.from_bytes(der[2:], "big")
+        if v > 255:
+            raise Reject("InvalidParameter", "the VCEK's SPL extension .%d is out of range" % n)
+        tcb[p] = v
+    return int.from_bytes(bytes(tcb), "little")
+
+
+def is_turin(report):
+    return int.from_bytes(report[0:4], "little") >= 3 and report[0x188] == 0x1A
+
+
+def cbor_item(b, i=0):
+    """One CBOR data item of b at i (RFC 8949, the subset COSE_Sign1 uses): (value, next index).
+    Tags come back as ("tag", number, value)."""
+    if i >= len(b):
+        raise ValueError("truncated CBOR")
+    major, info = b[i] >> 5, b[i] & 31
+    i += 1
+    if info < 24:
+        n = info
+    elif info in (24, 25, 26, 27):
+        k = 1 << (info - 24)
+        if i + k > len(b):
+            raise ValueError("truncated CBOR")
+        n, i = int.from_bytes(b[i:i + k], "big"), i + k
+    else:
+        raise ValueError("indefinite or reserved CBOR length")
+    if major == 0:
+        return n, i
+    if major == 1:
+        return -1 - n, i
+    if major in (2, 3):
+        if i + n > len(b):
+            raise ValueError("truncated CBOR string")
+        v = b[i:i + n]
+        return (v if major == 2 else v.decode()), i + n
+    if major == 4:
+        out = []
+        for _ in range(n):
+            v, i = cbor_item(b, i)
+            out.append(v)
+        return out, i
+    if major == 5:
+        out = {}
+        for _ in range(n):
+            k, i = cbor_item(b, i)
+            v, i = cbor_item(b, i)
+            out[k] = v
+        return out, i
+    if major == 6:
+        v, i = cbor_item(b, i)
+        return ("tag", n, v), i
+    if n in (20, 21, 22):
+        return {20: False, 21: True, 22: None}[n], i
+    raise ValueError("unsupported CBOR simple value")
+
+
+def uvm_endorsement(blob):
+    """The JSON payload of a COSE_Sign1 UVM endorsement ([protected, unprotected, payload,
+    signature], optionally under tag 18)."""
+    try:
+        msg, end = cbor_item(blob)
+        if end != len(blob):
+            raise ValueError("trailing bytes")
+        if isinstance(msg, tuple):
+            if msg[1] != 18:
+                raise ValueError("CBOR tag %d, not 18 (COSE_Sign1)" % msg[1])
+            msg = msg[2]
+        if not (isinstance(msg, list) and len(msg) == 4 and isinstance(msg[0], bytes) and
+                isinstance(msg[1], dict) and isinstance(msg[2], bytes) and isinstance(msg[3], bytes)):
+            raise ValueError("not [protected, unprotected, payload, signature]")
+        payload = json.loads(msg[2])
+        if not isinstance(payload, dict):
+            raise ValueError("the payload is not a JSON object")
+        return payload
+    except (ValueError, RecursionError) as e:
+        raise Reject("InvalidParameter", "a UVM endorsement is not a COSE_Sign1 message with a JSON "
+                     "payload: %s" % e)
 
 
 def report_claims(report):
@@ -140,12 +248,6 @@ def report_claims(report):
         "x-ms-sevsnpvm-tee-svn": tcb[1],
         "x-ms-sevsnpvm-vmpl": le(0x30, 0x34),
     }
-
-
-def check_cose(blob):
-    # COSE_Sign1: CBOR tag 18 (0xD2) around an array of four (0x84), or the bare array
-    if not (blob[:2] == b"\xd2\x84" or blob[:1] == b"\x84"):
-        raise Reject("InvalidParameter", "a UVM endorsement is not a COSE_Sign1 message")
 
 
 class Signer:
@@ -223,8 +325,10 @@ class MAA(fakelib.Handler):
         if not isinstance(req, dict) or not set(req) <= {"report", "runtimeData", "initTimeData",
                                                          "nonce", "draftPolicyForAttestation"}:
             raise Reject("InvalidParameter", "unexpected members in the request")
-        if "nonce" in req and (not isinstance(req["nonce"], int) or not 0 <= req["nonce"] < 2**64):
-            raise Reject("InvalidParameter", "nonce must be an unsigned 64-bit integer")
+        nonce = req.get("nonce")
+        if nonce is not None and not isinstance(nonce, str) and \
+                (not isinstance(nonce, int) or isinstance(nonce, bool) or not 0 <= nonce < 2**64):
+            raise Reject("InvalidParameter", "nonce must be a string or an unsigned 64-bit integer")
         try:
             inner = json.loads(b64url_strict("report", req.get("report")))
         except ValueError:
@@ -236,7 +340,7 @@ class MAA(fakelib.Handler):
         if len(report) != 1184:
             raise Reject("InvalidParameter", "SnpReport is %d bytes, not 1184" % len(report))
         chain = b64url_strict("VcekCertChain", inner["VcekCertChain"])
-        endorsed = False
+        endorsements = []
         if inner.get("Endorsements"):
             try:
                 e = json.loads(b64url_strict("Endorsements", inner["Endorsements"]))
@@ -245,8 +349,7 @@ class MAA(fakelib.Handler):
             if not isinstance(e, dict) or set(e) != {"Uvm"} or not isinstance(e["Uvm"], list) or not e["Uvm"]:
                 raise Reject("InvalidParameter", "Endorsements must be {\"Uvm\": [...]}")
             for u in e["Uvm"]:
-                check_cose(b64url_strict("Endorsements.Uvm", u))
-            endorsed = True
+                endorsements.append(uvm_endorsement(b64url_strict("Endorsements.Uvm", u)))
         rt = req.get("runtimeData")
         if not isinstance(rt, dict) or set(rt) != {"data", "dataType"} or rt["dataType"] != "JSON":
             raise Reject("InvalidParameter", "runtimeData must be {\"data\", \"dataType\": \"JSON\"}")
@@ -272,8 +375,14 @@ class MAA(fakelib.Handler):
                   "nbf": now, "x-ms-attestation-type": "sevsnpvm",
                   "x-ms-policy-hash": fakelib.b64url(hashlib.sha256(b"fake default policy").digest()),
                   "x-ms-inittime": {}, "x-ms-runtime": runtime_obj, "x-ms-ver": "1.0"}
-        if endorsed:
-            claims["x-ms-compliance-status"] = "azure-compliant-uvm"
+        if nonce is not None:
+            claims["nonce"] = str(nonce)
+        measurement = report[0x90:0xC0].hex()
+        for u in endorsements:
+            if str(u.get("x-ms-sevsnpvm-launchmeasurement", "")).lower() == measurement:
+                claims["x-ms-sevsnpvm-uvm-endorsement"] = u
+                claims["x-ms-compliance-status"] = "azure-compliant-uvm"
+                break
         claims.update(report_claims(report))
         header = {"alg": "RS256", "jku": self.base() + "/certs", "kid": st["signer"].kid, "typ": "JWT"}
         sys.stderr.write("maa: token for hostdata %s%s\n" % (claims["x-ms-sevsnpvm-hostdata"],

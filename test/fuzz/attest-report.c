@@ -22,6 +22,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		snp_report_json(&r, &sb);
 		sb_free(&sb);
 		(void)snp_report_unsigned(data);
+		struct certcache kds = {.endpoint_type = "AMD", .endpoint = "kdsintf.amd.com/vcek/v1",
+					.tee_type = "Milan"};
+		char url[600];
+		kds_vcek_url(&kds, &r, url, sizeof url);
 	}
 	(void)snp_report_parse(data, size, &r, &e);
 
@@ -31,7 +35,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (amd_chain_load(c.chain_pem, strlen(c.chain_pem), &ch, &e) == 0) {
 			uint64_t tcb;
 			uint8_t hwid[SNP_CHIP_ID_SIZE];
-			(void)vcek_tcb(ch.vcek, &tcb);
+			(void)vcek_tcb(ch.vcek, 0, &tcb);
+			(void)vcek_tcb(ch.vcek, 1, &tcb);
 			(void)vcek_hwid(ch.vcek, hwid);
 			amd_chain_free(&ch);
 		}

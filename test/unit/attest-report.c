@@ -83,6 +83,25 @@ static void test_parse(void)
 	ok(r.launch_mit_vector == 0x1111111111111111ull && r.current_mit_vector == 0x2222222222222222ull,
 	   "version 5: mitigation vectors at 0x1F8 and 0x200");
 
+	/* Turin (CPUID family 1Ah, named from version 3 on): FMC, boot loader, TEE, SNP, ..., microcode */
+	sample_report(buf, 3);
+	buf[0x188] = 0x1A;
+	put64(buf + 0x180, 0x4800000019030201ull);
+	snp_report_parse(buf, sizeof buf, &r, &e);
+	ok(r.turin, "version 3, CPUID family 1Ah: a Turin report");
+	ok(r.reported_tcb.fmc == 1 && r.reported_tcb.bootloader == 2 && r.reported_tcb.tee == 3 &&
+		   r.reported_tcb.snp == 0x19 && r.reported_tcb.microcode == 0x48,
+	   "... its TCB in the Turin layout: FMC 0, boot loader 1, TEE 2, SNP 3, microcode 7");
+	buf[0x188] = 0x19;
+	snp_report_parse(buf, sizeof buf, &r, &e);
+	ok(!r.turin && r.reported_tcb.bootloader == 1 && r.reported_tcb.tee == 2 && r.reported_tcb.snp == 0 &&
+		   r.reported_tcb.fmc == 0,
+	   "family 19h (Milan, Genoa): the Milan layout");
+	sample_report(buf, 2);
+	buf[0x188] = 0x1A;
+	snp_report_parse(buf, sizeof buf, &r, &e);
+	ok(!r.turin, "version 2: byte 0x188 is reserved, never read as a CPUID family");
+
 	const uint32_t bad[] = {0, 4, 6, 0xffffffffu};
 	for (size_t i = 0; i < 4; i++) {
 		sample_report(buf, bad[i]);
@@ -209,6 +228,33 @@ static void test_endpoints(void)
 	is_int(certcache_parse(bad, strlen(bad), &cc, &e), -1, "an endpoint with a space is refused");
 	const char *typ = "{\"endpoint_type\":\"Other\",\"endpoint\":\"h\"}";
 	is_int(certcache_parse(typ, strlen(typ), &cc, &e), -1, "an unknown endpoint_type is refused");
+
+	/* AMD KDS: the VCEK URL for the report's chip and REPORTED_TCB */
+	const char *amd = "{\"endpoint_type\":\"AMD\",\"endpoint\":\"https://kdsintf.amd.com/vcek/v1\"}";
+	is_int(certcache_parse(amd, strlen(amd), &cc, &e), 0, "certcache AMD parses");
+	is_str(cc.tee_type, "Milan", "... tee_type defaults to Milan");
+	uint8_t buf[SNP_REPORT_SIZE];
+	struct snp_report r;
+	char kds[600], want[600], chip[129];
+	sample_report(buf, 2);
+	memset(buf + 0x1A0, 0, 64);
+	memset(buf + 0x1A0, 0xab, 8);
+	snp_report_parse(buf, sizeof buf, &r, &e);
+	hex_encode(r.chip_id, 64, chip);
+	kds_vcek_url(&cc, &r, kds, sizeof kds);
+	snprintf(want, sizeof want, "https://kdsintf.amd.com/vcek/v1/Milan/%s?ucodeSPL=115&snpSPL=8&teeSPL=0&blSPL=3", chip);
+	is_str(kds, want, "KDS URL of a Milan report: the 64-byte hwID, four SPLs");
+	const char *turin = "{\"endpoint_type\":\"AMD\",\"endpoint\":\"kdsintf.amd.com/vcek/v1\",\"tee_type\":\"Turin\"}";
+	certcache_parse(turin, strlen(turin), &cc, &e);
+	sample_report(buf, 3);
+	memset(buf + 0x1A0, 0, 64);
+	memset(buf + 0x1A0, 0xab, 8);
+	buf[0x188] = 0x1A;
+	put64(buf + 0x180, 0x4800000019030201ull);
+	snp_report_parse(buf, sizeof buf, &r, &e);
+	kds_vcek_url(&cc, &r, kds, sizeof kds);
+	is_str(kds, "https://kdsintf.amd.com/vcek/v1/Turin/abababababababab?fmcSPL=1&blSPL=2&teeSPL=3&snpSPL=25&ucodeSPL=72",
+	       "KDS URL of a Turin report: the 8-byte hwID and the FMC SPL");
 }
 
 static void test_thim(void)
