@@ -275,9 +275,11 @@ static int attempt(const struct http_request *rq, struct http_response *rs, stru
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, c);
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, c);
-	curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max);
 	if (strcmp(method, "HEAD") == 0)
-		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+		curl_easy_setopt(h, CURLOPT_NOBODY, 1L); /* no body: the size cap must not judge
+							      Content-Length, which names the blob */
+	else
+		curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max);
 	else if (strcmp(method, "GET") != 0) {
 		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, rq->body ? (const char *)rq->body : "");
@@ -313,6 +315,7 @@ int http_do(const struct http_request *rq, struct http_response *rs, struct err 
 		rs->attempts = n;
 		if (attempt(rq, rs, &c, &rc, errbuf, e) != 0) {
 			free(c.hdr.data);
+			http_response_free(rs); /* the headers of an earlier attempt */
 			return -1;
 		}
 		free(rs->headers);

@@ -1,0 +1,308 @@
+"""A fault-injecting, byte-counting HTTP proxy for Blob Storage tests: it sits between a client and
+an upstream service (Azurite over plain HTTP), forwards each request, and misbehaves when told to.
+It speaks plain HTTP to the client, listens on 127.0.0.1 only and writes its port to $READY.
+
+usage: faultproxy.py UPSTREAM_URL          e.g. http://127.0.0.1:41234
+
+Control (never forwarded):
+  POST /_fault {"kind": K, "action": A, "count": n, "skip": m, ...}   add a rule
+      kind: "range" (GET of blob bytes), "pagelist" (GET ?comp=pagelist), "head", "any"
+      skip: let the first m matching requests through untouched (default 0)
+      count: how many matching requests (after skip) the rule hits; -1 forever (default 1)
+      action:
+        "status"  answer {"status": code, "retry_after": s} without forwarding
+        "reset"   close the connection without an answer
+        "cut"     forward, send the headers and {"after": bytes} of the body (default half), close
+        "short"   forward, but announce and send only {"after": bytes} (default half) of the body,
+                  keeping the connection: a clean end with fewer bytes than the range asked
+        "stall"   forward, send the headers and {"after": bytes} (default 0), then wait
+                  {"delay": s} seconds before closing
+        "delay"   wait {"delay": s} seconds, then forward (what the upstream says then is sent)
+        "paginate" (pagelist) serve the upstream's page list in pages of {"page": n} ranges with
+                  NextMarker continuations, as Blob Storage does for long lists (Azurite does not);
+                  the proxy's markers hold characters that need XML and URL escaping
+  DELETE /_fault                 remove every rule
+  GET /_stats                    {"requests", "body_bytes", "by_kind": {kind: {requests, body_bytes}},
+                                  "faults": hits, "pending_delays": n}
+  DELETE /_stats                 zero the counters
+"""
+import http.client
+import http.server
+import json
+import os
+import socket
+import sys
+import threading
+import time
+from urllib.parse import urlsplit
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fakelib  # noqa: E402
+
+HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
+       "proxy-authorization", "proxy-authenticate", "content-length"}
+
+
+class State:
+    def __init__(self, upstream):
+        u = urlsplit(upstream)
+        self.host, self.port = u.hostname, u.port or 80
+        self.lock = threading.Lock()
+        self.rules = []
+        self.reset_stats()
+
+    def reset_stats(self):
+        with self.lock:
+            self.stats = {"requests": 0, "body_bytes": 0, "by_kind": {}, "faults": 0,
+                          "pending_delays": 0}
+
+    def count(self, kind, nbytes, request=False):
+        with self.lock:
+            k = self.stats["by_kind"].setdefault(kind, {"requests": 0, "body_bytes": 0})
+            if request:
+                self.stats["requests"] += 1
+                k["requests"] += 1
+            self.stats["body_bytes"] += nbytes
+            k["body_bytes"] += nbytes
+
+    def take(self, kind):
+        with self.lock:
+            for r in self.rules:
+                if r.get("kind", "any") not in ("any", kind) or r["count"] == 0:
+                    continue
+                if r.get("skip", 0) > 0:
+                    r["skip"] -= 1
+                    continue
+                if r["count"] > 0:
+                    r["count"] -= 1
+                self.stats["faults"] += 1
+                return dict(r)
+        return None
+
+
+def kind_of(method, path):
+    if method == "HEAD":
+        return "head"
+    if "comp=pagelist" in path:
+        return "pagelist"
+    if method == "GET" and "comp=" not in path:
+        return "range"
+    return "other"
+
+
+class Proxy(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "encfs-faultproxy/1.0"
+
+    def log_message(self, fmt, *args):
+        sys.stderr.write("faultproxy %s\n" % (fmt % args))
+
+    def _json(self, status, obj):
+        data = json.dumps(obj).encode() if obj is not None else b""
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _control(self, method, body):
+        st = self.server.state
+        if self.path.startswith("/_fault"):
+            if method == "POST":
+                rule = json.loads(body)
+                rule.setdefault("count", 1)
+                with st.lock:
+                    st.rules.append(rule)
+            elif method == "DELETE":
+                with st.lock:
+                    st.rules = []
+            return self._json(204, None)
+        if self.path.startswith("/_stats"):
+            if method == "DELETE":
+                st.reset_stats()
+                return self._json(204, None)
+            with st.lock:
+                return self._json(200, st.stats)
+        return self._json(404, {"error": "no such control path"})
+
+    def _close(self):
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def _upstream(self):
+        conn = getattr(self, "_conn", None)
+        if conn is None:
+            conn = http.client.HTTPConnection(self.server.state.host, self.server.state.port, timeout=120)
+            self._conn = conn
+        return conn
+
+    def _forward(self, method, body):
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP and k.lower() != "host"}
+        headers["Host"] = "%s:%d" % (self.server.state.host, self.server.state.port)
+        for attempt in (1, 2):  # a kept-alive upstream connection may have been closed meanwhile
+            conn = self._upstream()
+            try:
+                conn.request(method, self.path, body=body or None, headers=headers)
+                return conn.getresponse()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                conn.close()
+                self._conn = None
+                if attempt == 2:
+                    raise
+        return None
+
+    def _handle(self, method):
+        n = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(n) if n else b""
+        if self.path.startswith("/_"):
+            return self._control(method, body)
+        st = self.server.state
+        kind = kind_of(method, self.path)
+        st.count(kind, 0, request=True)
+        rule = st.take(kind)
+        action = rule.get("action") if rule else None
+        if action == "reset":
+            return self._close()
+        if action == "status":
+            code = rule.get("status", 503)
+            data = b""
+            self.send_response(code)
+            self.send_header("x-ms-error-code", "AuthorizationFailure" if code == 403 else "ServerBusy")
+            if "retry_after" in rule:
+                self.send_header("Retry-After", str(rule["retry_after"]))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return self.wfile.write(data)
+        if action == "delay":
+            with st.lock:
+                st.stats["pending_delays"] += 1
+            time.sleep(rule.get("delay", 1))
+            with st.lock:
+                st.stats["pending_delays"] -= 1
+        if action == "paginate":
+            return self._paginate(body, rule)
+        resp = self._forward(method, body)
+        if action is None and method != "HEAD" and resp.getheader("Content-Length"):
+            return self._stream(resp, kind)
+        data = resp.read()
+        length = len(data) if method != "HEAD" else int(resp.getheader("Content-Length") or 0)
+        send = data
+        if action in ("cut", "short", "stall"):
+            send = data[: rule.get("after", len(data) // 2 if action != "stall" else 0)]
+        self.send_response(resp.status, resp.reason)
+        for k, v in resp.getheaders():
+            if k.lower() not in HOP:
+                self.send_header(k, v)
+        self.send_header("Content-Length", str(len(send) if action == "short" else length))
+        self.end_headers()
+        if method == "HEAD":
+            return None
+        for i in range(0, len(send), 1 << 16):
+            piece = send[i:i + (1 << 16)]
+            self.wfile.write(piece)
+            st.count(kind, len(piece))
+        if action == "stall":
+            self.wfile.flush()
+            time.sleep(rule.get("delay", 5))
+            return self._close()
+        if action == "cut":
+            self.wfile.flush()
+            return self._close()
+        return None
+
+    def _paginate(self, body, rule):
+        """Get Page Ranges with continuation markers, per the REST documentation: the upstream's
+        whole list (Azurite never pages) cut into pages of rule["page"] ranges."""
+        import xml.etree.ElementTree as ET
+        from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+        u = urlsplit(self.path)
+        q = parse_qsl(u.query, keep_blank_values=True)
+        marker = dict(q).get("marker", "")
+        q = [(k, v) for k, v in q if k not in ("marker", "maxresults")]
+        self.path = urlunsplit(("", "", u.path, urlencode(q), ""))
+        resp = self._forward("GET", body)
+        data = resp.read()
+        if resp.status != 200:
+            self.send_response(resp.status, resp.reason)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            return self.wfile.write(data)
+        start = 0
+        if marker:
+            if not marker.startswith("2!&<p=") or not marker.endswith(">"):
+                self.send_response(400, "bad marker")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return None
+            start = int(marker[6:-1])
+        ranges = list(ET.fromstring(data))
+        page = rule.get("page", 2)
+        out = ET.Element("PageList")
+        for r in ranges[start:start + page]:
+            out.append(r)
+        nm = ET.SubElement(out, "NextMarker")
+        if start + page < len(ranges):
+            nm.text = "2!&<p=%d>" % (start + page)
+        xml = b'<?xml version="1.0" encoding="utf-8"?>' + ET.tostring(out)
+        self.send_response(200)
+        for k, v in resp.getheaders():
+            if k.lower() not in HOP:
+                self.send_header(k, v)
+        self.send_header("Content-Length", str(len(xml)))
+        self.end_headers()
+        self.wfile.write(xml)
+        self.server.state.count("pagelist", len(xml))
+        return None
+
+    def _stream(self, resp, kind):
+        """Forwards a response as it comes (large bodies need not fit in memory)."""
+        self.send_response(resp.status, resp.reason)
+        for k, v in resp.getheaders():
+            if k.lower() not in HOP:
+                self.send_header(k, v)
+        self.send_header("Content-Length", resp.getheader("Content-Length"))
+        self.end_headers()
+        while True:
+            piece = resp.read(1 << 20)
+            if not piece:
+                break
+            self.wfile.write(piece)
+            self.server.state.count(kind, len(piece))
+
+    def do_GET(self):
+        self._handle("GET")
+
+    def do_HEAD(self):
+        self._handle("HEAD")
+
+    def do_PUT(self):
+        self._handle("PUT")
+
+    def do_POST(self):
+        self._handle("POST")
+
+    def do_DELETE(self):
+        self._handle("DELETE")
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit("usage: faultproxy.py UPSTREAM_URL")
+    srv = fakelib.Server(("127.0.0.1", 0), Proxy)
+    srv.state = State(sys.argv[1])
+    ready = os.environ.get("READY")
+    if ready:
+        fakelib._write(ready, str(srv.server_address[1]).encode(), 0o644)
+    sys.stderr.write("faultproxy listening on 127.0.0.1:%d\n" % srv.server_address[1])
+    sys.stderr.flush()
+    try:
+        srv.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
