@@ -275,15 +275,16 @@ static int attempt(const struct http_request *rq, struct http_response *rs, stru
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, c);
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, c);
-	if (strcmp(method, "HEAD") == 0)
+	if (strcmp(method, "HEAD") == 0) {
 		curl_easy_setopt(h, CURLOPT_NOBODY, 1L); /* no body: the size cap must not judge
 							      Content-Length, which names the blob */
-	else
+	} else {
 		curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max);
-	else if (strcmp(method, "GET") != 0) {
-		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-		curl_easy_setopt(h, CURLOPT_POSTFIELDS, rq->body ? (const char *)rq->body : "");
-		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->body_len);
+		if (strcmp(method, "GET") != 0) {
+			curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+			curl_easy_setopt(h, CURLOPT_POSTFIELDS, rq->body ? (const char *)rq->body : "");
+			curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->body_len);
+		}
 	}
 	errbuf[0] = '\0';
 	*rc_out = curl_easy_perform(h);

@@ -10,8 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define FEDERATED_TOKEN_MAX (64u << 10)
+#define IMDS_UPDATE_DEADLINE_MS 90000
 
 const char *identity_imds_base(char *buf, size_t size)
 {
@@ -184,9 +186,24 @@ static int managed_identity(const char *resource, const char *client_id, struct 
 				  .secret_response = 1, .timeout_ms = 20000, .deadline_ms = 60000};
 	struct http_response rs;
 	int rc = -1;
-	if (http_do(&rq, &rs, e) != 0) {
-		sb_free(&url);
-		return err_wrap(e, "getting a token (no workload identity configured)");
+	/* IMDS also answers 404 while its endpoint is updating and 410 for up to 70 s while IMDS itself
+	 * is (Azure's retry guidance for managed identities): wait those out too, within a deadline. */
+	long long start = http_now_ms();
+	for (int attempt = 1;; attempt++) {
+		if (http_do(&rq, &rs, e) != 0) {
+			sb_free(&url);
+			return err_wrap(e, "getting a token (no workload identity configured)");
+		}
+		if (rs.status != 404 && rs.status != 410)
+			break;
+		long wait = http_backoff_ms(attempt, http_retry_after_ms(rs.headers));
+		if (http_now_ms() - start + wait > IMDS_UPDATE_DEADLINE_MS)
+			break;
+		log_info("%s: HTTP %ld (IMDS is updating), retrying in %ld ms", what, rs.status, wait);
+		http_response_free(&rs);
+		struct timespec ts = {wait / 1000, (wait % 1000) * 1000000L};
+		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+			;
 	}
 	if (rs.status == 200) {
 		rc = take_access_token(what, &rs, token, e);

@@ -56,7 +56,10 @@ fault() { curl -sS --cacert "$C/ca.pem" -X POST -d "$2" "$(url "$1")/_fault"; }
 # --- evidence and an MAA token -----------------------------------------------------------------
 mkdir "$T/ctx"
 printf 'package policy\n\napi_version := "0.10.0"\nframework_version := "0.2.3"\n' | base64 -w0 >"$T/ctx/security-policy-base64"
-printf '\322\204\103\241\001\046\240\100\100' | base64 -w0 >"$T/ctx/reference-info-base64"
+# the UVM endorsement (a COSE_Sign1) naming the launch measurement of the upstream sidecar's fake
+# report, which encfs-attest --fake-report makes: the fake MAA then says azure-compliant-uvm
+FAKE_MEASUREMENT=b579c7d6b89f3914659abe09a004a58a1e77846b65bbdac9e29bd8f2f31b31af445a5dd40f76f71ecdd73117f1d592a3
+"$PYTHON" "$F/snp.py" endorsement --measurement "$FAKE_MEASUREMENT" | base64 -w0 >"$T/ctx/reference-info-base64"
 export UVM_SECURITY_CONTEXT_DIR="$T/ctx"
 HOSTDATA=$("$PYTHON" -c 'import base64, hashlib, sys
 print(hashlib.sha256(base64.b64decode(open(sys.argv[1]).read())).hexdigest())' "$T/ctx/security-policy-base64")
@@ -179,6 +182,12 @@ like "$err" "managed identity (IMDS): HTTP 400: Identity not found" "and IMDS's 
 fault "$IMDS" '{"path": "/metadata/identity/oauth2/token", "count": 2, "status": 500}'
 run encfs-skr --akv "$VAULT" --kid fskey <"$T/token"
 is "$rc" 0 "IMDS failing twice with 500 is retried"
+fault "$IMDS" '{"path": "/metadata/identity/oauth2/token", "count": 2, "status": 410}'
+run encfs-skr --akv "$VAULT" --kid fskey <"$T/token"
+is "$rc" 0 "IMDS answering 410 (it is being updated) twice is retried"
+fault "$IMDS" '{"path": "/metadata/identity/oauth2/token", "count": 1, "status": 404}'
+run encfs-skr --akv "$VAULT" --kid fskey <"$T/token"
+is "$rc" 0 "IMDS answering 404 (its endpoint is updating) is retried"
 
 "$PYTHON" "$F/aad.py" access-token --aud https://vault.azure.net --appid "$CID" >"$T/bearer"
 requests "$IMDS" "$T/imds.json"
@@ -235,7 +244,10 @@ like "$err" "HTTP 403: Forbidden: Caller is not authorized" "403 shows the vault
 like "$err" "Key Vault Crypto Service Release User" "and names the role to check"
 
 config "$T/ik-bad.json" wronghost oct-HSM "$VAULT" "0000000000000000000000000000000000000000000000000000000000000000"
-encfs-skr import -c "$T/ik-bad.json" >/dev/null 2>&1 || bail "import of wronghost failed"
+run encfs-skr import -c "$T/ik-bad.json"
+[ "$rc" = 0 ] || bail "import of wronghost failed: $err"
+like "$err" "warning: a fresh oct-HSM key was imported and kept nowhere else" \
+	"a fresh oct-HSM key neither written (--keyfile-out) nor printed (--print-key): a warning"
 run encfs-skr --akv "$VAULT" --kid wronghost <"$T/token"
 is "$rc" 5 "a release policy whose hostdata is not the token's: exit 5"
 like "$err" "HTTP 403: Forbidden: " "403 with the vault's code and message"

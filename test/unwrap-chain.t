@@ -27,7 +27,10 @@ export ENCFS_IMDS_ENDPOINT="http://127.0.0.1:$port"
 
 mkdir "$T/ctx"
 printf 'package policy\n\napi_version := "0.10.0"\n' | base64 -w0 >"$T/ctx/security-policy-base64"
-printf '\322\204\103\241\001\046\240\100\100' | base64 -w0 >"$T/ctx/reference-info-base64"
+# the UVM endorsement (a COSE_Sign1) naming the launch measurement of the upstream sidecar's fake
+# report, which encfs-attest --fake-report makes: the fake MAA then says azure-compliant-uvm
+FAKE_MEASUREMENT=b579c7d6b89f3914659abe09a004a58a1e77846b65bbdac9e29bd8f2f31b31af445a5dd40f76f71ecdd73117f1d592a3
+"$PYTHON" "$F/snp.py" endorsement --measurement "$FAKE_MEASUREMENT" | base64 -w0 >"$T/ctx/reference-info-base64"
 export UVM_SECURITY_CONTEXT_DIR="$T/ctx"
 HOSTDATA=$("$PYTHON" -c 'import base64, hashlib, sys
 print(hashlib.sha256(base64.b64decode(open(sys.argv[1]).read())).hexdigest())' "$T/ctx/security-policy-base64")
@@ -83,7 +86,7 @@ chain() {
 			{ encfs-attest --fake-report --maa "$MAA" || echo "attest:$?" >>"$T/rc.$n"; } |
 			{ encfs-skr --akv "$_ep" --kid "$_kid" "$@" || echo "skr:$?" >>"$T/rc.$n"; } |
 			tee "$T/release.jws" |
-			{ encfs-unwrap --private "$T/shm/w$n.pem" --akv "$_ep" ${salt:+--salt "$salt"} \
+			{ encfs-unwrap --private "$T/shm/w$n.pem" --akv "$_ep" --kid "$_kid" ${salt:+--salt "$salt"} \
 				${label:+--label "$label"} >"$T/key" || echo "unwrap:$?" >>"$T/rc.$n"; }
 	} 2>"$T/chain.err"
 	chain_rc=$(cat "$T/rc.$n" 2>/dev/null)
@@ -181,6 +184,11 @@ for alg in RS384 RS512 PS256 PS384 PS512; do
 	run_to "$T/key" encfs-unwrap --private "$T/shm/t.pem" --akv "$VAULT" <"$T/alg.jws"
 	is "$rc:$(hexof "$T/key")" "0:$WANT_OCT" "a response signed $alg is accepted"
 done
+for mode in server-eku escaped-x5c; do
+	"$PYTHON" "$F/akv.py" tamper $mode --certs "$C" --host myvault.vault.localhost <"$T/good.jws" >"$T/mode.jws"
+	run_to "$T/key" encfs-unwrap --private "$T/shm/t.pem" --akv "$VAULT" <"$T/mode.jws"
+	is "$rc:$(hexof "$T/key")" "0:$WANT_OCT" "$mode: a response still from the vault is accepted"
+done
 
 refused() { # refused MODE EXPECTED-MESSAGE [UNWRAP-OPTIONS...]: a tampered response is refused
 	_mode=$1 _want=$2
@@ -203,6 +211,34 @@ refused kwp "unwrapping the key: the AES key wrap (RFC 5649) integrity check fai
 refused alg-none 'release response: JWS alg "none" is not accepted (only RS256, RS384, RS512, PS256, PS384, PS512)' --akv "$VAULT"
 refused x5t "release response: the JWS header's x5t#S256 does not match x5c[0]" --akv "$VAULT"
 refused as-is "release response: it is for a key of myvault.vault.localhost, not of myhsm.managedhsm.localhost (check --akv)" --akv "$HSM"
+refused x5t-sha1 "release response: the JWS header's x5t does not match x5c[0]" --akv "$VAULT"
+refused client-eku "release response: the signing certificate (/CN=myvault.vault.localhost) is not a server certificate: its extended key usage does not allow TLS server authentication, which a vault's signing certificate has" --akv "$VAULT"
+refused expired "release response: the signing certificate chain does not verify: certificate has expired (the response is not from a trusted vault; the trust anchors come from --cacert, ENCFS_CA_BUNDLE or the system store)" --akv "$VAULT"
+refused padded "release response: the JWS signature is not base64url without padding (RFC 7515)" --akv "$VAULT"
+refused kid-host "release response: request.kid names the vault myvault.vault.localhost but the released key's kid names other.vault.localhost" --akv "$VAULT"
+
+# the key asked for: --kid binds the response to it
+gkid=$("$PYTHON" -c 'import base64, json, sys
+p = open(sys.argv[1]).read().strip().split(".")[1]
+print(json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))["response"]["key"]["key"]["kid"])' "$T/good.jws")
+gver=${gkid##*/}
+for k in octkey "octkey/$gver" "https://$VAULT/keys/octkey" "$gkid" OctKey; do
+	run_to "$T/key" encfs-unwrap --private "$T/shm/t.pem" --akv "$VAULT" --kid "$k" <"$T/good.jws"
+	is "$rc:$(hexof "$T/key")" "0:$WANT_OCT" "--kid $k: the response is for that key"
+done
+refused as-is "release response: it is the key octkey, not rsakey (check --kid)" --akv "$VAULT" --kid rsakey
+refused as-is "release response: it is version $gver of the key octkey, not 0123abcd (check --kid)" --akv "$VAULT" --kid octkey/0123abcd
+run_to "$T/key" encfs-unwrap --private "$T/shm/t.pem" --kid "https://$VAULT/keys/octkey" <"$T/good.jws"
+is "$rc:$(hexof "$T/key")" "0:$WANT_OCT" "--kid as a key URL names the vault, as --akv does"
+run_to "$T/out" encfs-unwrap --private "$T/shm/t.pem" --akv "$HSM" --kid "https://$VAULT/keys/octkey" <"$T/good.jws"
+is "$rc:$(wc -c <"$T/out"):$err" "2:0:encfs-unwrap: bad command line: --kid https://$VAULT/keys/octkey is in myvault.vault.localhost, not in the --akv vault myhsm.managedhsm.localhost" \
+	"a --kid URL of another vault than --akv: exit 2"
+run_to "$T/out" encfs-unwrap --private "$T/shm/t.pem" --akv "$VAULT" --kid 'a b' <"$T/good.jws"
+like "$rc:$(wc -c <"$T/out"):$err" "2:0:encfs-unwrap: bad command line: --kid a b: " "a bad --kid: exit 2"
+{ cat "$T/good.jws"; printf '\000trailing'; } >"$T/nul.jws"
+run_to "$T/out" encfs-unwrap --private "$T/shm/t.pem" --akv "$VAULT" <"$T/nul.jws"
+is "$rc:$(wc -c <"$T/out"):$err" "3:0:encfs-unwrap: reading the release response: standard input holds a NUL byte (it is not a JWS)" \
+	"a NUL byte in the input is refused, not cut at"
 encfs-unwrap keygen --private "$T/shm/other.pem" >/dev/null 2>&1
 run_to "$T/out" encfs-unwrap --private "$T/shm/other.pem" --akv "$VAULT" <"$T/good.jws"
 is "$rc:$(wc -c <"$T/out"):$err" "7:0:encfs-unwrap: unwrapping the key: RSA-OAEP (SHA1) decryption of the AES key failed (the key was wrapped for another wrapping key: is --private the key whose public half went into the attestation?)" \

@@ -543,6 +543,9 @@ int import_run(const struct import_options *o, struct err *e)
 	}
 	if (o->print_key)
 		hex_member(&result, "key", fs_key, FS_KEY_LEN);
+	if (!rsa && o->source == KEY_RANDOM && !o->keyfile_out && !o->print_key)
+		log_warn("a fresh oct-HSM key was imported and kept nowhere else (no --keyfile-out or "
+			 "--print-key): only a release can give it back, so no image can be made for it yet");
 	sb_puts(&result, "}\n");
 	if (result.failed || write_all(STDOUT_FILENO, result.data, result.len) != 0) {
 		err_set(e, EXIT_DEVICE, "writing the result: cannot write to standard output (the key was "

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -321,6 +322,8 @@ int main(int argc, char **argv)
 {
 	log_init(argv[0]);
 	secmem_init();
+	/* import: RSA private key numbers in OpenSSL's locked heap when it can have one (not fatal) */
+	(void)CRYPTO_secure_malloc_init(1u << 16, 32);
 	struct options o = {0};
 	parse_options(argc, argv, &o);
 	http_init();

@@ -39,9 +39,38 @@ static int decode_part(const char *what, const char *s, size_t n, unsigned char 
 {
 	if (n == 0)
 		return err_set(e, EXIT_CRYPTO, "release response: the JWS %s is empty", what);
+	/* RFC 7515 base64url has no padding: one encoding per value, so the unsigned signature part
+	 * cannot be varied either */
+	if (memchr(s, '=', n))
+		return err_set(e, EXIT_CRYPTO, "release response: the JWS %s is not base64url without "
+			       "padding (RFC 7515)", what);
 	*out = b64_decode_alloc(s, n, B64_URL, outlen);
 	if (!*out)
 		return err_set(e, EXIT_CRYPTO, "release response: the JWS %s is not base64url", what);
+	return 0;
+}
+
+/* The header's thumbprint member name (x5t#S256, x5t), when present, must be the digest md of the
+ * leaf's DER. */
+static int check_thumbprint(const struct jws *j, const char *name, const EVP_MD *md,
+			    const unsigned char *der, size_t der_len, struct err *e)
+{
+	int t = json_member(&j->hj, 0, name);
+	if (t < 0)
+		return 0;
+	unsigned char h[EVP_MAX_MD_SIZE], want[EVP_MAX_MD_SIZE];
+	unsigned int hl = 0;
+	size_t wl = 0, rl = 0;
+	const char *raw = json_raw(&j->hj, t, &rl);
+	if (EVP_Digest(der, der_len, h, &hl, md, NULL) != 1) {
+		ERR_clear_error();
+		return err_set(e, EXIT_INTERNAL, "release response: cannot hash x5c[0]");
+	}
+	if (json_type(&j->hj, t) != JSON_STRING || memchr(raw, '=', rl) ||
+	    b64_decode(raw, rl, B64_URL, want, sizeof want, &wl) != 0 || wl != hl ||
+	    sodium_memcmp(h, want, hl) != 0)
+		return err_set(e, EXIT_CRYPTO, "release response: the JWS header's %s does not match x5c[0]",
+			       name);
 	return 0;
 }
 
@@ -60,33 +89,28 @@ static int parse_x5c(struct jws *j, int arr, struct err *e)
 	for (int i = 0; i < n; i++) {
 		int t = json_element(&j->hj, arr, i);
 		size_t len = 0;
-		const char *raw = json_raw(&j->hj, t, &len);
+		(void)json_raw(&j->hj, t, &len);
 		if (json_type(&j->hj, t) != JSON_STRING || len == 0 || len > JWS_MAX_CERT * 2)
 			return err_set(e, EXIT_CRYPTO, "release response: x5c[%d] is not a certificate", i);
+		/* decoded as JSON first: a serialiser may write the base64 "/" as "\/" */
+		char *b64 = json_string(&j->hj, t);
+		if (!b64)
+			return err_set(e, EXIT_INTERNAL, "release response: out of memory");
 		size_t der_len = 0;
-		unsigned char *der = b64_decode_alloc(raw, len, B64_STD, &der_len);
+		unsigned char *der = b64_decode_alloc(b64, strlen(b64), B64_STD, &der_len);
+		free(b64);
 		if (!der)
 			return err_set(e, EXIT_CRYPTO, "release response: x5c[%d] is not base64", i);
 		const unsigned char *p = der;
 		X509 *cert = der_len <= JWS_MAX_CERT ? d2i_X509(NULL, &p, (long)der_len) : NULL;
 		int whole = cert && p == der + der_len;
-		if (i == 0 && whole) {
-			/* x5t#S256 names the leaf: when present it must be this one */
-			int t5 = json_member(&j->hj, 0, "x5t#S256");
-			if (t5 >= 0) {
-				unsigned char h[crypto_hash_sha256_BYTES], want[crypto_hash_sha256_BYTES];
-				size_t wl = 0, rl = 0;
-				const char *r5 = json_raw(&j->hj, t5, &rl);
-				crypto_hash_sha256(h, der, der_len);
-				if (json_type(&j->hj, t5) != JSON_STRING ||
-				    b64_decode(r5, rl, B64_URL, want, sizeof want, &wl) != 0 || wl != sizeof want ||
-				    sodium_memcmp(h, want, sizeof h) != 0) {
-					free(der);
-					X509_free(cert);
-					return err_set(e, EXIT_CRYPTO, "release response: the JWS header's "
-						       "x5t#S256 does not match x5c[0]");
-				}
-			}
+		/* x5t#S256 and x5t name the leaf: when present they must name this one */
+		if (i == 0 && whole &&
+		    (check_thumbprint(j, "x5t#S256", EVP_sha256(), der, der_len, e) != 0 ||
+		     check_thumbprint(j, "x5t", EVP_sha1(), der, der_len, e) != 0)) {
+			free(der);
+			X509_free(cert);
+			return -1;
 		}
 		free(der);
 		if (!whole) {
@@ -236,6 +260,12 @@ int jws_verify_chain(const struct jws *j, X509_STORE *store, const char *host, s
 		rc = err_set(e, EXIT_INTERNAL, "release response: cannot set up chain verification");
 		goto out;
 	}
+	/* A vault signs with a TLS server certificate for its host name (upstream's Go check uses the
+	 * default ExtKeyUsageServerAuth): a certificate only for clients, code or mail is not one. */
+	if (X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_SERVER) != 1) {
+		rc = err_set(e, EXIT_INTERNAL, "release response: cannot set up chain verification");
+		goto out;
+	}
 	X509_VERIFY_PARAM *vp = X509_STORE_CTX_get0_param(ctx);
 	int set = is_ip_literal(host) ? X509_VERIFY_PARAM_set1_ip_asc(vp, host)
 				       : X509_VERIFY_PARAM_set1_host(vp, host, 0);
@@ -248,7 +278,14 @@ int jws_verify_chain(const struct jws *j, X509_STORE *store, const char *host, s
 		int err = X509_STORE_CTX_get_error(ctx);
 		char subject[256] = "";
 		X509_NAME_oneline(X509_get_subject_name(leaf), subject, sizeof subject);
-		if (err == X509_V_ERR_HOSTNAME_MISMATCH || err == X509_V_ERR_IP_ADDRESS_MISMATCH)
+		X509 *at = X509_STORE_CTX_get_current_cert(ctx);
+		char which[256] = "";
+		X509_NAME_oneline(X509_get_subject_name(at ? at : leaf), which, sizeof which);
+		if (err == X509_V_ERR_INVALID_PURPOSE)
+			rc = err_set(e, EXIT_CRYPTO, "release response: the signing certificate (%s) is not a "
+				     "server certificate: its extended key usage does not allow TLS server "
+				     "authentication, which a vault's signing certificate has", which);
+		else if (err == X509_V_ERR_HOSTNAME_MISMATCH || err == X509_V_ERR_IP_ADDRESS_MISMATCH)
 			rc = err_set(e, EXIT_CRYPTO, "release response: the signing certificate (%s) is not "
 				     "valid for the vault host %s (the response was signed for another "
 				     "host; check --akv)", subject, host);

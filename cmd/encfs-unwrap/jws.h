@@ -28,15 +28,17 @@ struct jws {
 	STACK_OF(X509) *chain; /* x5c, leaf first */
 };
 
-/* Splits and decodes text[0..len): three base64url parts, a header that is strict JSON with an
- * accepted "alg" (RS256/384/512, PS256/384/512; never "none" or HMAC), no "crit", and "x5c" of 1 to
- * JWS_MAX_CHAIN DER certificates (x5t#S256, when present, must match x5c[0]).  The payload is only
- * decoded, not interpreted.  EXIT_CRYPTO with the reason on failure; jws_free in every case. */
+/* Splits and decodes text[0..len): three base64url parts without padding, a header that is strict
+ * JSON with an accepted "alg" (RS256/384/512, PS256/384/512; never "none" or HMAC), no "crit", and
+ * "x5c" of 1 to JWS_MAX_CHAIN DER certificates (x5t#S256 and x5t, when present, must match x5c[0]).
+ * The payload is only decoded, not interpreted.  EXIT_CRYPTO with the reason on failure; jws_free in
+ * every case. */
 int jws_parse(struct jws *j, const char *text, size_t len, struct err *e);
 /* The signature over header.payload with x5c[0]'s RSA public key (2048 bits or more). */
 int jws_verify_signature(const struct jws *j, struct err *e);
-/* x5c[0] chains to a root in store through the other x5c certificates, at the current time, and is
- * valid for host (a DNS name, or an IP address literal). */
+/* x5c[0] chains to a root in store through the other x5c certificates (untrusted intermediates), at
+ * the current time, for the TLS server purpose (serverAuth where an extended key usage is given), and
+ * is valid for host (a DNS name, or an IP address literal). */
 int jws_verify_chain(const struct jws *j, X509_STORE *store, const char *host, struct err *e);
 void jws_free(struct jws *j);
 

@@ -20,18 +20,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #define SALT_MAX 256
 #define INPUT_MAX (JWS_MAX_TEXT + 4096)
 
 static const char usage_text[] =
-	"usage: encfs-unwrap --private FILE [--akv ENDPOINT] [--salt HEX] [--label TEXT]\n"
-	"                    [--cacert FILE] [-v] < release.jws > key\n"
+	"usage: encfs-unwrap --private FILE [--akv ENDPOINT] [--kid NAME[/VERSION]] [--salt HEX]\n"
+	"                    [--label TEXT] [--cacert FILE] [-v] < release.jws > key\n"
 	"       encfs-unwrap keygen --private FILE [-v] > jwks.json\n"
 	"options:\n"
 	"  --private FILE    the wrapping key's private half (keygen writes it: new file, 0600)\n"
 	"  --akv ENDPOINT    the vault or Managed HSM the response must come from (host[:port] or URL)\n"
+	"  --kid NAME[/VERSION]  the key the response must be for (as given to encfs-skr --kid)\n"
 	"  --salt HEX        HKDF salt for RSA-HSM keys (key_derivation.salt); default none\n"
 	"  --label TEXT      HKDF info for RSA-HSM keys (key_derivation.label);\n"
 	"                    default \"Symmetric Encryption Key\"\n"
@@ -48,16 +50,17 @@ static _Noreturn void usage(const char *why)
 }
 
 struct options {
-	const char *private_path, *akv, *salt_hex, *label, *cacert;
+	const char *private_path, *akv, *kid, *salt_hex, *label, *cacert;
 	int keygen;
 };
 
 static void parse_options(int argc, char **argv, struct options *o)
 {
-	enum { OPT_PRIVATE = 256, OPT_AKV, OPT_SALT, OPT_LABEL, OPT_CACERT };
+	enum { OPT_PRIVATE = 256, OPT_AKV, OPT_KID, OPT_SALT, OPT_LABEL, OPT_CACERT };
 	static const struct option longopts[] = {
 		{"private", required_argument, NULL, OPT_PRIVATE},
 		{"akv", required_argument, NULL, OPT_AKV},
+		{"kid", required_argument, NULL, OPT_KID},
 		{"salt", required_argument, NULL, OPT_SALT},
 		{"label", required_argument, NULL, OPT_LABEL},
 		{"cacert", required_argument, NULL, OPT_CACERT},
@@ -75,6 +78,7 @@ static void parse_options(int argc, char **argv, struct options *o)
 		switch (c) {
 		case OPT_PRIVATE: o->private_path = optarg; break;
 		case OPT_AKV: o->akv = optarg; break;
+		case OPT_KID: o->kid = optarg; break;
 		case OPT_SALT: o->salt_hex = optarg; break;
 		case OPT_LABEL: o->label = optarg; break;
 		case OPT_CACERT: o->cacert = optarg; break;
@@ -87,7 +91,7 @@ static void parse_options(int argc, char **argv, struct options *o)
 		usage("unexpected argument");
 	if (!o->private_path || !*o->private_path)
 		usage("--private FILE is required");
-	if (o->keygen && (o->akv || o->salt_hex || o->label || o->cacert))
+	if (o->keygen && (o->akv || o->kid || o->salt_hex || o->label || o->cacert))
 		usage("keygen takes only --private and -v");
 }
 
@@ -132,6 +136,12 @@ static char *read_release(struct err *e)
 			"(pipe encfs-skr's output in)");
 		return NULL;
 	}
+	if (memchr(text + start, '\0', len - start)) {
+		free(text);
+		err_set(e, EXIT_CONFIG, "reading the release response: standard input holds a NUL byte (it "
+			"is not a JWS)");
+		return NULL;
+	}
 	char *out = NULL;
 	if (text[start] == '{') {
 		struct json j;
@@ -154,15 +164,14 @@ static char *read_release(struct err *e)
 	return out;
 }
 
-/* The vault host the signing certificate must be valid for: the one named by --akv (and the
- * response must be for it), else the one in the signed request.kid, which must then be a public
- * Key Vault / Managed HSM name. */
-static int vault_host(const struct options *o, const struct released_key *rk, char *host, size_t size,
+/* The vault host the signing certificate must be valid for: the one named by --akv or a --kid URL
+ * (and the response must be for it), else the one in the signed payload's key identifiers, which
+ * must then be a public Key Vault / Managed HSM name. */
+static int vault_host(const char *given, const struct released_key *rk, char *host, size_t size,
 		      struct err *e)
 {
-	if (o->akv) {
-		if (endpoint_host(o->akv, host, size) != 0)
-			return err_set(e, EXIT_USAGE, "bad command line: --akv %s has no host name", o->akv);
+	if (given[0]) {
+		snprintf(host, size, "%s", given);
 		if (rk->host[0] && strcmp(rk->host, host) != 0)
 			return err_set(e, EXIT_CRYPTO, "release response: it is for a key of %s, not of %s "
 				       "(check --akv)", rk->host, host);
@@ -178,6 +187,23 @@ static int vault_host(const struct options *o, const struct released_key *rk, ch
 	return 0;
 }
 
+/* The released key is the one asked for: its name and, when --kid gives one, its version (Key Vault
+ * names are case-insensitive). */
+static int check_kid(const struct key_ref *want, const struct released_key *rk, struct err *e)
+{
+	if (!rk->key.name[0])
+		return err_set(e, EXIT_CRYPTO, "release response: it does not name its key (no key "
+			       "identifier in response.key.key.kid or request.kid), so --kid cannot be checked");
+	if (strcasecmp(rk->key.name, want->name) != 0)
+		return err_set(e, EXIT_CRYPTO, "release response: it is the key %s, not %s (check --kid)",
+			       rk->key.name, want->name);
+	if (want->version[0] && strcasecmp(rk->key.version, want->version) != 0)
+		return err_set(e, EXIT_CRYPTO, "release response: it is version %s of the key %s, not %s "
+			       "(check --kid)", rk->key.version[0] ? rk->key.version : "(none)", rk->key.name,
+			       want->version);
+	return 0;
+}
+
 static int run_unwrap(const struct options *o, unsigned char key[FS_KEY_LEN], struct err *e)
 {
 	unsigned char salt[SALT_MAX];
@@ -185,9 +211,20 @@ static int run_unwrap(const struct options *o, unsigned char key[FS_KEY_LEN], st
 	if (o->salt_hex && hex_decode(o->salt_hex, strlen(o->salt_hex), salt, sizeof salt, &salt_len) != 0)
 		return err_set(e, EXIT_USAGE, "bad command line: --salt is not hex of at most %d bytes "
 			       "(key_derivation.salt)", SALT_MAX);
-	char akv_host[256];
-	if (o->akv && endpoint_host(o->akv, akv_host, sizeof akv_host) != 0)
+	/* the vault the response must come from: --akv, or the host of a --kid URL (the same one when
+	 * both are given) */
+	char given_host[256] = "";
+	if (o->akv && endpoint_host(o->akv, given_host, sizeof given_host) != 0)
 		return err_set(e, EXIT_USAGE, "bad command line: --akv %s has no host name", o->akv);
+	struct key_ref want = {0};
+	if (o->kid && key_ref_parse(o->kid, &want) != 0)
+		return err_set(e, EXIT_USAGE, "bad command line: --kid %s: a key is NAME[/VERSION] (letters, "
+			       "digits and dashes) or https://HOST/keys/NAME[/VERSION]", o->kid);
+	if (want.host[0] && given_host[0] && strcmp(want.host, given_host) != 0)
+		return err_set(e, EXIT_USAGE, "bad command line: --kid %s is in %s, not in the --akv vault %s",
+			       o->kid, want.host, given_host);
+	if (want.host[0])
+		snprintf(given_host, sizeof given_host, "%s", want.host);
 
 	/* Standard input first: in a pipeline started with "encfs-unwrap keygen", the private key file
 	 * exists only once the release response has come through. */
@@ -211,11 +248,13 @@ static int run_unwrap(const struct options *o, unsigned char key[FS_KEY_LEN], st
 	if (release_parse(jws.payload, jws.payload_len, &rk, e) != 0)
 		goto out;
 	char host[256];
-	if (vault_host(o, &rk, host, sizeof host, e) != 0)
+	if (vault_host(given_host, &rk, host, sizeof host, e) != 0)
 		goto out;
 	if (!(store = jws_trust_store(http_ca_bundle(), e)) || jws_verify_chain(&jws, store, host, e) != 0)
 		goto out;
 	log_debug("release response: signing certificate chain verifies for %s", host);
+	if (o->kid && check_kid(&want, &rk, e) != 0)
+		goto out;
 	log_info("released %s key %s, wrapped with %s", rk.kty, rk.kid[0] ? rk.kid : "(no kid)", rk.enc);
 	log_trace("release response: ciphertext of %zu bytes for a %d-byte wrapping key", rk.ciphertext_len,
 		  EVP_PKEY_get_size(priv));

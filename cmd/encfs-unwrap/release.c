@@ -81,6 +81,58 @@ int known_vault_host(const char *host)
 	return 0;
 }
 
+static int key_name_ok(const char *s, size_t n)
+{
+	if (n == 0 || n > 127)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '-')
+			return 0;
+	return 1;
+}
+
+int key_ref_parse(const char *ref, struct key_ref *out)
+{
+	memset(out, 0, sizeof *out);
+	const char *path = ref;
+	size_t len = strlen(ref);
+	if (strncasecmp(ref, "https://", 8) == 0) {
+		const char *slash = strchr(ref + 8, '/');
+		if (!slash || strncmp(slash, "/keys/", 6) != 0 || slash == ref + 8 ||
+		    endpoint_host(ref, out->host, sizeof out->host) != 0)
+			return -1;
+		path = slash + 6;
+		len = strlen(path);
+	} else if (strstr(ref, "://")) {
+		return -1;
+	}
+	const char *sep = memchr(path, '/', len);
+	size_t nl = sep ? (size_t)(sep - path) : len;
+	size_t vl = sep ? len - nl - 1 : 0;
+	if (vl > 1 && sep[vl] == '/') /* "k/1/", as encfs-skr --kid takes it too */
+		vl--;
+	if (!key_name_ok(path, nl) || (sep && !key_name_ok(sep + 1, vl))) {
+		memset(out, 0, sizeof *out);
+		return -1;
+	}
+	memcpy(out->name, path, nl);
+	if (sep)
+		memcpy(out->version, sep + 1, vl);
+	return 0;
+}
+
+/* A kid member: 1 and ref filled when it is an https URL (which must be a key identifier), 0 when it
+ * is absent or not a URL, -1 with e when it is a malformed identifier. */
+static int kid_ref(const char *kid, const char *what, struct key_ref *ref, struct err *e)
+{
+	if (strncasecmp(kid, "https://", 8) != 0)
+		return 0;
+	if (key_ref_parse(kid, ref) != 0 || !ref->host[0])
+		return err_set(e, EXIT_CRYPTO, "release response: %s \"%.200s\" is not a key identifier "
+			       "(https://HOST/keys/NAME[/VERSION])", what, kid);
+	return 1;
+}
+
 static int lookup_alg(const char *name, enum wrap_alg *alg)
 {
 	for (size_t i = 0; i < sizeof wrap_algs / sizeof wrap_algs[0]; i++)
@@ -194,13 +246,36 @@ int release_parse(const char *payload, size_t len, struct released_key *rk, stru
 		err_set(e, EXIT_CRYPTO, "release response: response.key.key.kid is not a string");
 		goto out;
 	}
-	/* the vault the response names: request.kid, else the key's own kid, when a key URL */
-	const char *named = strncasecmp(kid, "https://", 8) == 0 ? kid
-			    : strncasecmp(rk->kid, "https://", 8) == 0 ? rk->kid : NULL;
-	if (named && endpoint_host(named, rk->host, sizeof rk->host) != 0) {
-		err_set(e, EXIT_CRYPTO, "release response: key identifier \"%.200s\" has no host", named);
+	/* the vault and key the response is for: the released key's kid, and request.kid, which must
+	 * agree with it */
+	struct key_ref asked, released;
+	int has_asked = kid_ref(kid, "request.kid", &asked, e);
+	int has_released = has_asked < 0 ? -1 : kid_ref(rk->kid, "response.key.key.kid", &released, e);
+	if (has_asked < 0 || has_released < 0)
 		goto out;
+	if (has_asked && has_released) {
+		if (strcmp(asked.host, released.host) != 0) {
+			err_set(e, EXIT_CRYPTO, "release response: request.kid names the vault %s but the "
+				"released key's kid names %s", asked.host, released.host);
+			goto out;
+		}
+		if (strcasecmp(asked.name, released.name) != 0) {
+			err_set(e, EXIT_CRYPTO, "release response: request.kid names the key %s but the "
+				"released key's kid names %s", asked.name, released.name);
+			goto out;
+		}
+		if (asked.version[0] && strcasecmp(asked.version, released.version) != 0) {
+			err_set(e, EXIT_CRYPTO, "release response: request.kid names version %s of the key but "
+				"the released key's kid names version %s", asked.version,
+				released.version[0] ? released.version : "(none)");
+			goto out;
+		}
 	}
+	if (has_released)
+		rk->key = released;
+	else if (has_asked)
+		rk->key = asked;
+	snprintf(rk->host, sizeof rk->host, "%s", rk->key.host);
 	int kh = json_member(&j, key, "key_hsm");
 	size_t khl = 0;
 	const char *khraw = json_raw(&j, kh, &khl);

@@ -19,19 +19,32 @@ enum wrap_alg {
 	WRAP_RSA_AES_KEY_WRAP_384, /* RSA-OAEP with SHA-384 */
 };
 
+/* A key as Key Vault names it: "NAME[/VERSION]", or its identifier
+ * "https://HOST[:PORT]/keys/NAME[/VERSION]". */
+struct key_ref {
+	char host[256];   /* lowercase, without port; "" when not given */
+	char name[128];   /* 1-127 letters, digits and dashes */
+	char version[128]; /* "" when not given */
+};
+/* 0, or -1 when ref is neither form (an http URL, a path other than /keys/, a query, userinfo). */
+int key_ref_parse(const char *ref, struct key_ref *out);
+
 struct released_key {
 	enum wrap_alg alg;
 	char enc[32];     /* the algorithm's name, as the vault wrote it */
 	char kty[16];     /* oct, oct-HSM, RSA, RSA-HSM, EC, EC-HSM */
 	char kid[512];    /* response.key.key.kid, for messages */
-	char host[256];   /* the vault host of request.kid (or the key's kid), "" when neither is a URL */
+	struct key_ref key; /* the released key: from its kid, else request.kid; empty when neither is a URL */
+	char host[256];   /* key.host: the vault the response names */
 	unsigned char *ciphertext; /* malloc */
 	size_t ciphertext_len;
 };
 
 /* Reads the (already signature-checked) payload strictly: the wrapping algorithm (request.enc and
- * key_hsm's header.enc; when both are present they must agree), the key type and the ciphertext.
- * EXIT_CRYPTO naming the field on failure. */
+ * key_hsm's header.enc; when both are present they must agree), the key type, the ciphertext, and the
+ * vault and key it is for (request.kid and response.key.key.kid, each a key identifier when it is an
+ * https URL; when both are, they must name the same vault, key and, if request.kid has one,
+ * version).  EXIT_CRYPTO naming the field on failure. */
 int release_parse(const char *payload, size_t len, struct released_key *rk, struct err *e);
 void release_free(struct released_key *rk);
 

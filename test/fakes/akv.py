@@ -28,11 +28,14 @@ usage: akv.py --certs DIR --host NAME [--mode vault|mhsm] [--cacert PEM] [--allo
          DIR holds the test CA (fakelib.ensure_ca); the TLS certificate (NAME and 127.0.0.1) and the
          RSA signing certificate for NAME are issued there.
        akv.py tamper MODE --certs DIR --host NAME < jws > jws
-         MODE: payload, signature, rogue-ca, wrong-host, truncate, kwp, alg-none, x5t (refused), or
-         RS384, RS512, PS256, PS384, PS512 (validly re-signed with that algorithm)
+         MODE: payload, signature, rogue-ca, wrong-host, truncate, kwp, alg-none, x5t, x5t-sha1,
+         client-eku, expired, padded, kid-host (refused), or RS384, RS512, PS256, PS384, PS512,
+         server-eku, escaped-x5c (validly re-signed: with that algorithm, by a certificate with the
+         serverAuth extended key usage, with the header's "/" written "\/")
 """
 import argparse
 import base64
+import datetime
 import hashlib
 import json
 import os
@@ -51,6 +54,7 @@ from cryptography.exceptions import InvalidSignature  # noqa: E402
 from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa  # noqa: E402
 from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding  # noqa: E402
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID  # noqa: E402
 
 b64url = fakelib.b64url
 b64url_decode = fakelib.b64url_decode
@@ -192,14 +196,50 @@ def load_signer(certs, host, ca="ca", name=None):
     return chain, key
 
 
-def sign_jws(header_extra, payload, chain, key, alg="RS256"):
+def odd_signer(certs, host, name, eku=None, expired=False):
+    """A signing certificate from the test CA for host, with an extended key usage (eku, a list of
+    OIDs) or already expired: the tests' certificates a release response must not be trusted for
+    (or, with serverAuth, must)."""
+    cp, kp = os.path.join(certs, name + ".pem"), os.path.join(certs, name + ".key")
+    if not os.path.exists(cp):
+        ca_cert, ca_key = fakelib.ensure_ca(certs)
+        key = rsa.generate_private_key(65537, 2048)
+        now = datetime.datetime.now(datetime.timezone.utc)
+        start, end = (now - datetime.timedelta(days=30), now - datetime.timedelta(days=1)) if expired \
+            else (now - datetime.timedelta(days=1), now + datetime.timedelta(days=825))
+        b = (x509.CertificateBuilder()
+             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
+             .issuer_name(ca_cert.subject).public_key(key.public_key())
+             .serial_number(x509.random_serial_number()).not_valid_before(start).not_valid_after(end)
+             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+             .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False))
+        if eku:
+            b = b.add_extension(x509.ExtendedKeyUsage(eku), critical=False)
+        cert = b.sign(ca_key, hashes.SHA256())
+        with open(kp, "wb") as f:
+            f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()))
+        with open(cp, "wb") as f:
+            f.write(cert.public_bytes(serialization.Encoding.PEM) +
+                    ca_cert.public_bytes(serialization.Encoding.PEM))
+    with open(cp, "rb") as f:
+        pem = f.read()
+    chain = [x509.load_pem_x509_certificate(b"-----BEGIN" + part) for part in pem.split(b"-----BEGIN")[1:]]
+    with open(kp, "rb") as f:
+        return chain, serialization.load_pem_private_key(f.read(), None)
+
+
+def sign_jws(header_extra, payload, chain, key, alg="RS256", escape_slash=False):
     leaf = chain[0].public_bytes(serialization.Encoding.DER)
     header = {"alg": alg, "kid": hashlib.sha1(leaf).hexdigest().upper(),
               "x5t#S256": b64url(hashlib.sha256(leaf).digest()), "typ": "JWT",
               "x5c": [base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode()
                       for c in chain]}
     header.update(header_extra)
-    signing_input = b64url(json.dumps(header)) + "." + b64url(json.dumps(payload))
+    htext = json.dumps(header)
+    if escape_slash:  # "\/" is JSON for "/": a vault's serialiser may write it so
+        htext = htext.replace("/", "\\/")
+    signing_input = b64url(htext) + "." + b64url(json.dumps(payload))
     h = {"256": hashes.SHA256, "384": hashes.SHA384, "512": hashes.SHA512}[alg[2:]]()
     pad = padding.PKCS1v15() if alg.startswith("RS") else \
         padding.PSS(mgf=padding.MGF1(h), salt_length=padding.PSS.DIGEST_LENGTH)
@@ -525,6 +565,25 @@ def tamper(mode, certs, host, jws):
         return sign_jws({}, payload, chain, key, alg=mode)
     if mode == "x5t":  # a thumbprint naming another certificate than x5c[0]
         return sign_jws({"x5t#S256": b64url(b"\0" * 32)}, payload, chain, key)
+    if mode == "x5t-sha1":  # the same with the SHA-1 thumbprint
+        return sign_jws({"x5t": b64url(b"\0" * 20)}, payload, chain, key)
+    if mode == "client-eku":  # the test CA and the right host, but a certificate for TLS clients
+        c, k = odd_signer(certs, host, "akv-sign-client-" + host, [ExtendedKeyUsageOID.CLIENT_AUTH])
+        return sign_jws({}, payload, c, k)
+    if mode == "server-eku":  # what a TLS server certificate has: accepted
+        c, k = odd_signer(certs, host, "akv-sign-server-" + host, [ExtendedKeyUsageOID.SERVER_AUTH])
+        return sign_jws({}, payload, c, k)
+    if mode == "expired":
+        c, k = odd_signer(certs, host, "akv-sign-expired-" + host, expired=True)
+        return sign_jws({}, payload, c, k)
+    if mode == "padded":  # the same signature, base64url with "=" padding (RFC 7515 has none)
+        return h64 + "." + p64 + "." + s64 + "=" * (-len(s64) % 4 or 4)
+    if mode == "kid-host":  # request.kid names this vault, the released key's kid another one
+        k = payload["response"]["key"]["key"]
+        k["kid"] = "https://other.vault.localhost/" + k["kid"].split("/", 3)[3]
+        return resign(payload)
+    if mode == "escaped-x5c":
+        return sign_jws({}, payload, chain, key, escape_slash=True)
     raise SystemExit("unknown tamper mode " + mode)
 
 

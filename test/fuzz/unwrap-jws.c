@@ -1,6 +1,6 @@
 /* libFuzzer target: what encfs-unwrap reads from the network: the release response as a compact
  * JWS (header, x5c chain, signature check set-up), its payload and key_hsm, the AES-KWP input, and
- * the unwrapped key material as each key type (PKCS#8 for RSA). */
+ * the unwrapped key material as each key type (PKCS#8 for RSA), endpoints and key references. */
 #include "jws.h"
 #include "release.h"
 #include "secmem.h"
@@ -57,5 +57,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	text[n] = '\0';
 	if (endpoint_host(text, host, sizeof host) == 0)
 		(void)known_vault_host(host);
+	struct key_ref ref;
+	(void)key_ref_parse(text, &ref);
 	return 0;
 }

@@ -9,6 +9,7 @@
 #include "tap.h"
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
@@ -162,6 +163,29 @@ static void test_endpoint(void)
 	   !known_vault_host(".vault.azure.net"), "look-alikes are not");
 }
 
+static void test_key_ref(void)
+{
+	struct key_ref r;
+	static const char *const good[][4] = {
+		{"fskey", "", "fskey", ""},
+		{"fs-key/0123abcdEF", "", "fs-key", "0123abcdEF"},
+		{"https://V.vault.azure.net/keys/k", "v.vault.azure.net", "k", ""},
+		{"https://v.vault.azure.net:8443/keys/k/1/", "v.vault.azure.net", "k", "1"},
+		{"k/12/", "", "k", "12"},
+	};
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+		ok(key_ref_parse(good[i][0], &r) == 0 && strcmp(r.host, good[i][1]) == 0 &&
+		   strcmp(r.name, good[i][2]) == 0 && strcmp(r.version, good[i][3]) == 0,
+		   "key reference %s", good[i][0]);
+	static const char *const bad[] = {
+		"", "a b", "k/", "k/1/2", "k/v_1", "/k", "https://v.vault.azure.net/k",
+		"https://v.vault.azure.net/keys/", "https:///keys/k", "https://u@v/keys/k", "http://v/keys/k",
+		"https://v.vault.azure.net/keys/k/", "k//", "k/1//",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		is_int(key_ref_parse(bad[i], &r), -1, "key reference \"%s\" refused", bad[i]);
+}
+
 static char *payload_with(const char *req_enc, const char *hdr_enc, const char *hdr_alg, const char *kty,
 			  const char *ct_b64)
 {
@@ -191,6 +215,39 @@ static void test_payload(void)
 	   memcmp(rk.ciphertext, "\0\1\2\3", 4) == 0 && strcmp(rk.host, "v.vault.azure.net") == 0,
 	   "algorithm, key type, ciphertext and vault host are read");
 	release_free(&rk);
+	{
+		/* the vault and key the response is for, from request.kid and the released key's kid */
+		p = payload_with("RSA_AES_KEY_WRAP_256", NULL, NULL, "oct-HSM", "AAECAw");
+		ok(release_parse(p, strlen(p), &rk, &e) == 0 && strcmp(rk.key.host, "v.vault.azure.net") == 0 &&
+		   strcmp(rk.key.name, "k") == 0 && strcmp(rk.key.version, "1") == 0,
+		   "the released key: vault v.vault.azure.net, name k, version 1");
+		release_free(&rk);
+		static const struct { const char *from, *to, *why; } kids[] = {
+			{"https://v.vault.azure.net/keys/k/1", "https://w.vault.azure.net/keys/k/1",
+			 "request.kid names the vault v.vault.azure.net but the released key's kid names w.vault.azure.net"},
+			{"https://v.vault.azure.net/keys/k/1", "https://v.vault.azure.net/keys/j/1",
+			 "request.kid names the key k but the released key's kid names j"},
+			{"https://v.vault.azure.net:443/keys/k\"", "https://v.vault.azure.net:443/keys/k/2\"",
+			 "request.kid names version 2 of the key but the released key's kid names version 1"},
+			{"https://v.vault.azure.net/keys/k/1", "https://v.vault.azure.net/secrets/k/1",
+			 "response.key.key.kid \"https://v.vault.azure.net/secrets/k/1\" is not a key identifier"},
+			{"https://v.vault.azure.net/keys/k/1", "https://v.vault.azure.net/keys/k/1/x",
+			 "is not a key identifier"},
+			{"https://v.vault.azure.net/keys/k/1", "https://v.vault.azure.net/keys/k?1",
+			 "is not a key identifier"},
+		};
+		for (size_t i = 0; i < sizeof kids / sizeof kids[0]; i++) {
+			char q[4096];
+			p = payload_with("RSA_AES_KEY_WRAP_256", NULL, NULL, "oct-HSM", "AAECAw");
+			const char *at = strstr(p, kids[i].from);
+			if (!at)
+				abort();
+			snprintf(q, sizeof q, "%.*s%s%s", (int)(at - p), p, kids[i].to, at + strlen(kids[i].from));
+			int rc = release_parse(q, strlen(q), &rk, &e);
+			ok(rc == -1 && e.code == EXIT_CRYPTO && strstr(e.msg, kids[i].why), "kid %s refused: %s",
+			   kids[i].to, e.msg);
+		}
+	}
 	p = payload_with(NULL, "RSA_AES_KEY_WRAP_384", NULL, "RSA-HSM", "AAEC");
 	ok(release_parse(p, strlen(p), &rk, &e) == 0 && rk.alg == WRAP_RSA_AES_KEY_WRAP_384,
 	   "key_hsm.header.enc serves when request.enc is absent");
@@ -262,7 +319,8 @@ static void test_jws_parse(void)
 		jws_free(&j);
 		ok(rc == -1 && strstr(e.msg, cases[i].why), "header %s: %s", cases[i].header, e.msg);
 	}
-	static const char *const shapes[] = {"", "a.b", "a.b.c.d", "..", "eyJhbGciOiJSUzI1NiJ9..AAAA"};
+	static const char *const shapes[] = {"", "a.b", "a.b.c.d", "..", "eyJhbGciOiJSUzI1NiJ9..AAAA",
+					     "eyJhbGciOiJSUzI1NiJ9.e30=.AAAA", "eyJhbGciOiJSUzI1NiJ9=.e30.AAAA"};
 	for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
 		int rc = jws_parse(&j, shapes[i], strlen(shapes[i]), &e);
 		jws_free(&j);
@@ -312,6 +370,62 @@ static void test_filesystem_key(void)
 	secbuf_free(&m);
 }
 
+/* A key whose private exponent D is 2031 bits: 254 bytes as minimal big-endian, where a fixed-width
+ * (modulus-sized) encoding would have two leading zero bytes.  The expected values are upstream's
+ * derivation, hkdf.New(sha256.New, D.Bytes(), salt, label), computed independently (Python
+ * cryptography's HKDF on int.to_bytes of D's own length). */
+static const char kat_pem[] =
+	"-----BEGIN PRIVATE KEY-----\n"
+	"MIIEuwIBADANBgkqhkiG9w0BAQEFAASCBKUwggShAgEAAoIBAQDbASEfSwHEKQJb\n"
+	"p/5xjXPLc1h6B2q8AmBcF20xMHzCbp3hQb1p4GTGojWStRVPl5Pu8sa5Nz9SqsWA\n"
+	"QgEny1+kASB0iw2tq1m6xY/nfNLrd+Ga1PAUwEHy84Rjh4S/szxldkUOxPMwJqI9\n"
+	"gJbmONa6soD2k0wI3jZEWxqiQiiZcIHq2B4mSb3LfPs9aAYwQR8cD6ZL09VIUOhz\n"
+	"7qiAb/tEQ+BPIs4JTgHcmhpRwBjay/hPiZ3xec9U8ewT1NA0KuHPOex+iQ03ZPp9\n"
+	"T1dB6ow7HMD7dIn9JVGLTkw1SVeETIEtnmCuispFK/T5EO9jtmuX8FyDWGNV4VrS\n"
+	"qVCu3C8lAgMBAAECgf5Xyle66K/rw+XuzrWlJLKJBHzzS7Lqgl+hnn8O1Lv/1Wkv\n"
+	"sWydzTBrPCYMUHdH5gTpOAtS7Bj9vvjUWWClfkiOXluU4cY4yh8CxBUs1R3yiOpd\n"
+	"AiCLnBdoZTtGD0uGvrQ96RMWLNEe1A7lvxNy4KPia1+LGgURb7AgjpRpCjJSHV0/\n"
+	"s1WeWtnQ3f37kTYX2+N36cB0MOJQJIqy4w2HroYILvGvVd0w/DKamV4wD4tDvary\n"
+	"HI9YQRxD5wYkvRn5P9e6t8Kcloo1vAwzbXquqvE+lnWqW4fDQa1UuRK6lK/m7iRC\n"
+	"o5NmR+LwT4IzAOSYKijnciOa/tPvH1AZ29bfkQKBgQD2l5DFFwZuq1W+vipbTbQB\n"
+	"xmxVsHoomAI5jQsAnzXISD2VYxh2u0GzArBdMjmHGPmu1lJ/16rHpBRxTuw6x91M\n"
+	"b94t+FAFnJ108KOfMgg1HhqUXC66niisuLUSR5RE9GD9ayXOd3tT0wGt0UOIdBEx\n"
+	"Q/EkN6Ne/BpivTiPzjPekQKBgQDjXB5mgjDWb44O5kUI+mcVF6H02roDOwe3GxU1\n"
+	"/DeXNia7+4ia4j6JUOVx9jB+/poDTJFINB34haA/lYzn8QShCl2WkGvDBxhTB65Y\n"
+	"KNzq8VjrOBoG+slf9Kl7BZ0+WxR694FMQjyJrn2zJosqyKtjVjwaC8lksRU/40RU\n"
+	"zkU5VQKBgB4RNwbBGvitjYP3fgSqAdPhlN4R6aM/fa30w62svAsSu+eWMKpxhL5G\n"
+	"CqkicZ9GbVNjMKYD7v/uwstaGzXDnvkt/sJOL7uvcAeNO/YyTIvlgsoqP0xj8oO0\n"
+	"9ecnsS2DOrxLr01whiofZWoDRR/DP0FpjmKjIhl31ePKPLZUJ0DxAoGBAIDRVLgn\n"
+	"05vroMV4Wmz30yf0N+MPeo0SCREJ2z63JJgcKl4f6go3Xc9XcmjbYCbUAlcULsyG\n"
+	"GuUQcPcVuLxBpqnHwbbpJOVfQ7zngTSaEnFbRVIgez6xIR+o882sJKeL21LAoRWg\n"
+	"AcTQhI/YqskW4WRrG6p2Oyk93BhSoAicxkPxAoGBAMLOSaXcS9Iroads3s/CSSvh\n"
+	"9E5RNhN32hTxpppmXroQ/yWIU6iM3um8FP3aU28kB4GtsWnbmKO6L8NET9zSDJO5\n"
+	"Vlu8cB8sqfi2+GQ6/sc7oqufSJCXExQvqP9d8EO/SXQzurpx/tfdrLlFJvfwx4BO\n"
+	"u+JKmW2M8Rp9xGtnF89C\n"
+	"-----END PRIVATE KEY-----\n";
+
+static void test_hkdf_kat(void)
+{
+	BIO *bio = BIO_new_mem_buf(kat_pem, -1);
+	EVP_PKEY *k = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+	BIO_free(bio);
+	if (!k)
+		abort();
+	unsigned char out[32], salt[4] = {0, 1, 2, 3};
+	char hex[65];
+	struct err e = {0};
+	ok(rsakey_derive(k, salt, sizeof salt, "encfs KAT", out, &e) == 0, "HKDF of the short-D key");
+	hex_encode(out, sizeof out, hex);
+	is_str(hex, "35a2ada4fae125e0b64d2bf650d34677ce2e9991807fdc2ca8a262364cb4012f",
+	       "salt 00010203, label \"encfs KAT\": upstream's bytes (D as 254 minimal bytes)");
+	ok(rsakey_derive(k, NULL, 0, NULL, out, &e) == 0, "and with no salt and no label");
+	hex_encode(out, sizeof out, hex);
+	is_str(hex, "1aee7599e372e5f652d8472702544b179dca415bf08fd16ca157dc978fdf6535",
+	       "HKDF's zero salt and \"Symmetric Encryption Key\", not the 256-byte padded D's "
+	       "7709d803...");
+	EVP_PKEY_free(k);
+}
+
 int main(void)
 {
 	secmem_init();
@@ -319,8 +433,10 @@ int main(void)
 	test_rsa_aes();
 	test_thumbprint();
 	test_endpoint();
+	test_key_ref();
 	test_payload();
 	test_jws_parse();
 	test_filesystem_key();
+	test_hkdf_kat();
 	return done_testing();
 }
