@@ -228,6 +228,17 @@ head -c 8388609 /dev/zero >"$T/big"
 run encfs-dmsetup test --key-file "$T/big" "$T/xts256.img"
 is "$rc" 3 "a key file over 8 MiB is refused"
 like "$err" "8 MiB" "the error says the limit"
+head -c 8388608 /dev/zero >"$T/big"
+run encfs-dmsetup test --key-file "$T/big" "$T/xts256.img"
+is "$rc" 7 "a key file of exactly 8 MiB is read (and is the wrong key), as by cryptsetup"
+run encfs-dmsetup test --key-file "$T" "$T/xts256.img"
+is "$rc" 3 "a key file that cannot be read (a directory): exit 3, like one that cannot be opened"
+like "$err" "reading the key from $T: Is a directory" "... saying why"
+
+# NAME: a device-mapper name, without control characters (they would split this one-line error)
+run encfs-dmsetup open "$T/xts256.img" "$(printf 'a\nb')" <"$T/key"
+is "$rc" 2 "a NAME with a newline: usage error"
+is "$(printf '%s\n' "$err" | wc -l)" 1 "... on one line"
 
 # table without --showkeys never prints the key
 run encfs-dmsetup table --no-keyring "$T/xts256.img" <"$T/key"
@@ -241,15 +252,18 @@ run encfs-dmsetup dump "$T/plain.img"
 is "$rc" 3 "an ext4 image is refused with exit 3"
 is "$err" "encfs-dmsetup: $T/plain.img: not a LUKS volume: found ext4" "and the error names ext4"
 
-# open fails before creating anything on a host without device-mapper (the VM test opens)
-if [ ! -e /dev/mapper/control ]; then
+# open fails before creating anything on a host without device-mapper (the VM test opens).
+# /dev/mapper/control may exist without the driver (a container on a kernel without dm-mod):
+# the kernel's list of block drivers says whether device-mapper is there.
+if ! grep -q ' device-mapper$' /proc/devices; then
 	before=$(losetup -a | wc -l)
 	run encfs-dmsetup open "$T/xts256.img" t1 <"$T/key"
 	is "$rc" 8 "open without device-mapper: exit 8"
 	like "$err" "device-mapper" "open without device-mapper: says so"
 	is "$(losetup -a | wc -l)" "$before" "open without device-mapper: no loop device left"
+	# as cryptsetup: device-mapper is checked before the key derivation runs
 	run encfs-dmsetup open "$T/xts256.img" t1 <"$T/key-nonl"
-	is "$rc" 7 "open with a wrong key fails with exit 7 before device-mapper"
+	is "$rc" 8 "open with a wrong key fails on device-mapper first (no key derivation for nothing)"
 else
 	skip "device-mapper present: open is tested in the VM test"
 fi

@@ -88,6 +88,32 @@ int fd_size(int fd, uint64_t *size, bool *is_blk, bool *is_reg)
 
 /* --- loop devices -------------------------------------------------------------------------- */
 
+/* Binds file ffd to the loop device lfd with cfg: LOOP_CONFIGURE (Linux 5.8), else LOOP_SET_FD
+ * and LOOP_SET_STATUS64; then checks that the kernel kept autoclear (and read-only), as
+ * cryptsetup does, since a loop device without autoclear would outlive the dm device.  0, or an
+ * errno value (EBUSY: someone else took the device). */
+static int loop_bind(int lfd, int ffd, const struct loop_config *cfg)
+{
+	if (ioctl(lfd, LOOP_CONFIGURE, cfg) != 0) {
+		if (errno != EINVAL && errno != ENOTTY)
+			return errno;
+		if (ioctl(lfd, LOOP_SET_FD, ffd) != 0)
+			return errno;
+		if (ioctl(lfd, LOOP_SET_STATUS64, &cfg->info) != 0) {
+			int saved = errno;
+			(void)ioctl(lfd, LOOP_CLR_FD, 0);
+			return saved;
+		}
+	}
+	struct loop_info64 info;
+	unsigned want = cfg->info.lo_flags & (LO_FLAGS_AUTOCLEAR | LO_FLAGS_READ_ONLY);
+	if (ioctl(lfd, LOOP_GET_STATUS64, &info) != 0 || (info.lo_flags & want) != want) {
+		(void)ioctl(lfd, LOOP_CLR_FD, 0);
+		return ENOTSUP;
+	}
+	return 0;
+}
+
 int loop_attach(const char *file, bool ro, char *path, size_t pathsz, int *loop_fd, struct err *e)
 {
 	int ffd = open(file, (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
@@ -99,8 +125,13 @@ int loop_attach(const char *file, bool ro, char *path, size_t pathsz, int *loop_
 		close(ffd);
 		return err_set(e, EXIT_DEVICE, "/dev/loop-control: %s (is the loop module loaded?)", strerror(saved));
 	}
-	int r = -1;
-	for (int attempt = 0; attempt < 16 && r != 0; attempt++) {
+	struct loop_config cfg;
+	memset(&cfg, 0, sizeof cfg);
+	cfg.fd = (uint32_t)ffd;
+	cfg.info.lo_flags = LO_FLAGS_AUTOCLEAR | (ro ? LO_FLAGS_READ_ONLY : 0);
+	snprintf((char *)cfg.info.lo_file_name, sizeof cfg.info.lo_file_name, "%s", file);
+	int r = -1, attempt = 0;
+	for (; attempt < 16; attempt++) {
 		int n = ioctl(ctl, LOOP_CTL_GET_FREE);
 		if (n < 0) {
 			err_set(e, EXIT_DEVICE, "finding a free loop device: %s", strerror(errno));
@@ -112,39 +143,22 @@ int loop_attach(const char *file, bool ro, char *path, size_t pathsz, int *loop_
 			err_set(e, EXIT_DEVICE, "%s: %s", path, strerror(errno));
 			break;
 		}
-		struct loop_config cfg;
-		memset(&cfg, 0, sizeof cfg);
-		cfg.fd = (uint32_t)ffd;
-		cfg.info.lo_flags = LO_FLAGS_AUTOCLEAR | (ro ? LO_FLAGS_READ_ONLY : 0);
-		snprintf((char *)cfg.info.lo_file_name, sizeof cfg.info.lo_file_name, "%s", file);
-		if (ioctl(lfd, LOOP_CONFIGURE, &cfg) == 0) {
+		int err = loop_bind(lfd, ffd, &cfg);
+		if (err == 0) {
 			*loop_fd = lfd;
 			r = 0;
 			break;
 		}
-		if (errno == EINVAL || errno == ENOTTY) {
-			/* kernels before 5.8: set the file, then the flags */
-			if (ioctl(lfd, LOOP_SET_FD, ffd) == 0) {
-				if (ioctl(lfd, LOOP_SET_STATUS64, &cfg.info) == 0) {
-					*loop_fd = lfd;
-					r = 0;
-					break;
-				}
-				int saved = errno;
-				(void)ioctl(lfd, LOOP_CLR_FD, 0);
-				close(lfd);
-				err_set(e, EXIT_DEVICE, "%s: setting autoclear: %s", path, strerror(saved));
-				break;
-			}
-		}
-		int saved = errno;
 		close(lfd);
-		if (saved != EBUSY) {
-			err_set(e, EXIT_DEVICE, "%s: attaching %s: %s", path, file, strerror(saved));
+		if (err != EBUSY) {
+			err_set(e, EXIT_DEVICE, "%s: attaching %s: %s", path, file,
+				err == ENOTSUP ? "the kernel did not keep autoclear or read-only" : strerror(err));
 			break;
 		}
-		/* another process took it between GET_FREE and CONFIGURE: try the next one */
+		/* another process took it between GET_FREE and binding: try the next one */
 	}
+	if (attempt == 16)
+		err_set(e, EXIT_DEVICE, "attaching %s: every free loop device was taken by others", file);
 	close(ctl);
 	close(ffd);
 	return r;
@@ -195,7 +209,7 @@ __attribute__((format(printf, 5, 6))) static void dm_log(int level, const char *
 	va_start(ap, f);
 	vsnprintf(msg, sizeof msg, f, ap);
 	va_end(ap);
-	if (level <= 3) { /* _LOG_ERR */
+	if ((level & 7) <= 3) { /* _LOG_ERR and worse; higher bits are _LOG_STDERR/_LOG_ONCE flags */
 		snprintf(dm_last_error, sizeof dm_last_error, "%s", msg);
 		log_debug("libdevmapper: %s", msg);
 	} else
@@ -320,13 +334,16 @@ out:
 
 int dm_rollback(const char *name, const char *uuid)
 {
-	/* only a device with our uuid: never one that someone else created under the same name */
+	/* libdevmapper removes what a failed create made (it reverts a failed load or resume), so
+	 * this only catches a revert that failed too: a device with our uuid that never went live.
+	 * A live device under the name, even with our uuid, is someone else's (another open of the
+	 * same volume that won the race) and is left alone. */
 	struct dm_task *t = dm_task_create(DM_DEVICE_INFO);
 	struct dm_info info;
 	bool ours = false;
 	if (t && dm_task_set_name(t, name) && dm_task_run(t) && dm_task_get_info(t, &info) && info.exists) {
 		const char *u = dm_task_get_uuid(t);
-		ours = u && strcmp(u, uuid) == 0;
+		ours = u && strcmp(u, uuid) == 0 && !info.live_table;
 	}
 	if (t)
 		dm_task_destroy(t);

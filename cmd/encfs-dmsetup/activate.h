@@ -26,7 +26,8 @@ int dm_available(struct err *e);
 bool dm_crypt_keyring_supported(void);
 int dm_exists(const char *name);
 int dm_create_crypt(const char *name, const char *uuid, bool ro, const struct table_line *tl, struct err *e);
-/* Removes name if it exists with our uuid (rollback of a failed create). */
+/* Removes name if it exists with our uuid and no live table (a failed create whose revert
+ * failed too); a live device is never touched. */
 int dm_rollback(const char *name, const char *uuid);
 /* close: checks that name is a CRYPT-* device, removes it, drops a keyring key it referenced. */
 int dm_close_crypt(const char *name, struct err *e);

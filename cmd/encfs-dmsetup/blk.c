@@ -1,4 +1,5 @@
-/* Bounded reads from the header device (or from memory, for the fuzzer and unit tests). */
+/* Bounded reads from the header device (or from memory, for the fuzzer and unit tests), and the
+ * string helpers the LUKS1 and LUKS2 readers share. */
 #include "luks.h"
 
 #include <errno.h>
@@ -36,4 +37,23 @@ void luks_volume_free(struct luks_volume *v)
 	free(v->json);
 	v->json = NULL;
 	v->json_len = 0;
+}
+
+void luks_disk_str(char *out, const unsigned char *in, size_t n)
+{
+	size_t l = strnlen((const char *)in, n - 1);
+	memcpy(out, in, l);
+	out[l] = '\0';
+}
+
+void luks_header_text(char *buf, size_t n, const char *s)
+{
+	size_t len = strlen(s), i = 0;
+	for (; i < len && i + 1 < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		buf[i] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+	}
+	buf[i] = '\0';
+	if (i < len && n > 4)
+		memcpy(buf + n - 4, "...", 4);
 }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 /* LUKS hash names and the OpenSSL names behind them. */
@@ -21,12 +22,13 @@ static const struct {
 	{"sha3-512", "SHA3-512", false}, {"ripemd160", "RIPEMD160", true}, {"whirlpool", "WHIRLPOOL", true},
 };
 
+/* Names are matched without regard to case, as cryptsetup's crypto backends match them. */
 const EVP_MD *luks_hash_md(const char *luks_name)
 {
 	static EVP_MD *fetched[sizeof HASHES / sizeof HASHES[0]];
 	static bool legacy_loaded;
 	for (size_t i = 0; i < sizeof HASHES / sizeof HASHES[0]; i++) {
-		if (strcmp(HASHES[i].luks, luks_name) != 0)
+		if (strcasecmp(HASHES[i].luks, luks_name) != 0)
 			continue;
 		if (!fetched[i] && HASHES[i].legacy && !legacy_loaded) {
 			/* old LUKS1 volumes (whirlpool, ripemd160): hashes only come from there */
@@ -37,14 +39,6 @@ const EVP_MD *luks_hash_md(const char *luks_name)
 			fetched[i] = EVP_MD_fetch(NULL, HASHES[i].evp, NULL);
 		return fetched[i] && EVP_MD_get_size(fetched[i]) > 0 ? fetched[i] : NULL;
 	}
-	return NULL;
-}
-
-const char *luks_hash_evp_name(const char *luks_name)
-{
-	for (size_t i = 0; i < sizeof HASHES / sizeof HASHES[0]; i++)
-		if (strcmp(HASHES[i].luks, luks_name) == 0)
-			return luks_hash_md(luks_name) ? HASHES[i].evp : NULL;
 	return NULL;
 }
 

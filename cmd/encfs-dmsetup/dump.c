@@ -30,9 +30,12 @@ static void hexdump(FILE *out, const unsigned char *p, size_t n, const char *ind
 	fputc('\n', out);
 }
 
-static const char *prio_name(int p)
+static void put_priority(FILE *out, int p)
 {
-	return p == 0 ? "ignored" : p == 2 ? "preferred" : "normal";
+	if (p == LUKS_PRIORITY_PREFER || p == LUKS_PRIORITY_NORMAL || p == LUKS_PRIORITY_IGNORE)
+		fputs(p == LUKS_PRIORITY_PREFER ? "preferred" : p == LUKS_PRIORITY_NORMAL ? "normal" : "ignored", out);
+	else
+		fprintf(out, "ignored (%d)", p); /* cryptsetup tries no such keyslot */
 }
 
 void luks_dump_text(const struct luks_volume *v, FILE *out)
@@ -98,7 +101,9 @@ void luks_dump_text(const struct luks_volume *v, FILE *out)
 		if (!s->luks2_type)
 			continue;
 		fprintf(out, "\tKey:        %" PRIu32 " bits\n", s->key_size * 8);
-		fprintf(out, "\tPriority:   %s\n", prio_name(s->priority));
+		fprintf(out, "\tPriority:   ");
+		put_priority(out, s->priority);
+		fputc('\n', out);
 		fprintf(out, "\tCipher:     ");
 		put_safe(out, s->area_cipher);
 		fprintf(out, "\n\tCipher key: %" PRIu32 " bits\n\tPBKDF:      ", s->area_key_size * 8);

@@ -13,10 +13,9 @@
 #include "secmem.h"
 
 /* Limits on what a header may ask of us (documented in encfs-dmsetup(1), LIMITS). */
-#define LUKS_MAX_KEYSLOTS 32          /* LUKS2 keyslot ids 0..31, as cryptsetup */
+#define LUKS_MAX_KEYSLOTS 32          /* keyslots in a header; cryptsetup opens ids 0..31 */
 #define LUKS_MAX_DIGESTS 32
 #define LUKS_MAX_SEGMENTS 32
-#define LUKS_MAX_TOKENS 32
 #define LUKS_MAX_KEY_BYTES 128        /* volume key and keyslot key sizes */
 #define LUKS_STRIPES 4000             /* AF stripes: the only value cryptsetup accepts */
 #define LUKS_SALT_BYTES 32
@@ -26,6 +25,11 @@
 #define LUKS_MAX_ARGON2_WORK_KIB 33554432ull /* time x memory: 32 passes over 1 GiB */
 #define LUKS_MAX_ARGON2_LANES 16u
 #define LUKS_MAX_JSON_TOKENS 100000
+
+/* Keyslot priorities; cryptsetup tries preferred keyslots, then normal ones, and no others. */
+#define LUKS_PRIORITY_IGNORE 0
+#define LUKS_PRIORITY_NORMAL 1
+#define LUKS_PRIORITY_PREFER 2
 
 #define LUKS2_HDR_BIN_LEN 4096
 #define LUKS2_HDR_MIN 0x4000ull
@@ -45,8 +49,9 @@ enum kdf_type { KDF_UNKNOWN, KDF_PBKDF2, KDF_ARGON2I, KDF_ARGON2ID };
 
 struct luks_keyslot {
 	int id;
-	bool luks2_type;      /* "luks2" (LUKS2) or an enabled LUKS1 slot: unlockable */
-	int priority;         /* 0 ignore, 1 normal, 2 prefer */
+	bool luks2_type;      /* "luks2" (LUKS2) or an enabled LUKS1 slot: one we can open */
+	bool addressable;     /* the id is written "0".."31": cryptsetup opens no other keyslot */
+	int priority;         /* LUKS_PRIORITY_*, or any other value the header has (never tried) */
 	uint32_t key_size;    /* volume key bytes */
 	enum kdf_type kdf;
 	char kdf_name[24];    /* as in the header, for messages and dump */
@@ -83,7 +88,7 @@ struct luks_segment {
 	uint64_t size;        /* bytes; 0 with dynamic */
 	bool dynamic;
 	char encryption[64];
-	uint64_t iv_tweak;
+	uint64_t iv_tweak;    /* validated, not used: dm-crypt gets iv_offset 0, as from cryptsetup */
 	uint32_t sector_size;
 	bool integrity;
 	bool backup;          /* a flag "backup-*": reencryption bookkeeping */
@@ -131,6 +136,13 @@ struct luks_volume {
 
 void luks_volume_free(struct luks_volume *v);
 
+/* A NUL-padded on-disk string field of n bytes, cut at n-1 as cryptsetup does (out: n bytes). */
+void luks_disk_str(char *out, const unsigned char *in, size_t n);
+/* Copies header text for messages, comparisons and dump: bytes other than printable ASCII
+ * become '?' (a hostile header must not put control characters on a terminal or split a
+ * one-line error), and text too long for buf (n bytes) is cut and ends in "...".  buf may be s. */
+void luks_header_text(char *buf, size_t n, const char *s);
+
 /* Reads and validates the header on b: LUKS1 or LUKS2 by magic.  e says what was wrong, with
  * code EXIT_CONFIG for a bad header and EXIT_DEVICE for I/O errors. */
 int luks_read(const struct blk *b, struct luks_volume *v, struct err *e);
@@ -153,7 +165,6 @@ int luks_unlock(const struct luks_volume *v, const unsigned char *pass, size_t p
 		bool for_segment, struct secbuf *vk, int *slot, struct err *e);
 
 /* Crypto helpers (OpenSSL, libargon2), also used by the unit tests. */
-const char *luks_hash_evp_name(const char *luks_name); /* NULL when not supported */
 const struct evp_md_st *luks_hash_md(const char *luks_name); /* the OpenSSL EVP_MD, or NULL */
 int luks_hash_size(const char *luks_name);             /* -1 when not supported */
 int luks_pbkdf2(const char *hash, const unsigned char *pass, size_t pass_len,
@@ -193,7 +204,9 @@ void table_line_free(struct table_line *t);
 /* Formats "<start> <length> crypt <params>" into a new string (malloc; wiped by the caller). */
 char *table_line_format(const struct table_line *t);
 
-/* DM uuid "CRYPT-LUKS2-<uuid without dashes>-<name>"; -1 when it does not fit. */
+/* DM uuid "CRYPT-LUKS2-<uuid without dashes>-<name>", cut at LUKS_DM_UUID_MAX bytes as
+ * cryptsetup cuts it; -1 when it does not fit in out. */
+#define LUKS_DM_UUID_MAX 128 /* DM_UUID_LEN - 1 */
 int luks_dm_uuid(const struct luks_volume *v, const char *name, char *out, size_t outsz);
 /* Keyring description "cryptsetup:<uuid>-d<digest id>". */
 int luks_keyring_desc(const struct luks_volume *v, char *out, size_t outsz);

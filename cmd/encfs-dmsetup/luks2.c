@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <openssl/evp.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -26,14 +27,6 @@ static uint64_t be64(const unsigned char *p)
 	for (int i = 0; i < 8; i++)
 		x = x << 8 | p[i];
 	return x;
-}
-
-/* Copies a NUL-padded on-disk string, cut at n-1 as cryptsetup does. */
-static void disk_str(char *out, const unsigned char *in, size_t n)
-{
-	size_t l = strnlen((const char *)in, n - 1);
-	memcpy(out, in, l);
-	out[l] = '\0';
 }
 
 static int bad(struct err *e, const char *why)
@@ -64,12 +57,16 @@ static int numbered_u64(const struct json *j, int tok, uint64_t *out)
 	return 0;
 }
 
-/* An object key that is a decimal id below max (keys of keyslots, tokens, digests, segments). */
-static int key_id(const struct json *j, int key, int max)
+/* The id an object key of keyslots, tokens, digests or segments stands for (cryptsetup: digits
+ * only, read with atoi), or -1.  *canonical tells whether the key is written as "%u" prints the
+ * id: cryptsetup looks members up by that form only ("0", never "00"). */
+static int key_id(const struct json *j, int key, bool *canonical)
 {
 	uint64_t id;
-	if (numbered_u64(j, key, &id) != 0 || id >= (uint64_t)max)
+	char text[32];
+	if (numbered_u64(j, key, &id) != 0 || id > INT_MAX || json_string_buf(j, key, text, sizeof text) != 0)
 		return -1;
+	*canonical = text[0] != '0' || text[1] == '\0';
 	return (int)id;
 }
 
@@ -79,44 +76,69 @@ static int member_type(const struct json *j, int obj, const char *key, enum json
 	return m >= 0 && json_type(j, m) == t ? m : -1;
 }
 
-static int member_u32(const struct json *j, int obj, const char *key, uint32_t *out)
+/* A member that is a JSON integer (json-c's json_type_int: no fraction, no exponent). */
+static int member_int(const struct json *j, int obj, const char *key, int64_t *out)
 {
 	int64_t x;
 	int m = member_type(j, obj, key, JSON_NUMBER);
-	if (m < 0 || json_int64(j, m, &x) != 0 || x < 0 || x > UINT32_MAX)
+	if (m < 0 || json_int64(j, m, &x) != 0)
+		return -1;
+	if (out)
+		*out = x;
+	return 0;
+}
+
+static int member_u32(const struct json *j, int obj, const char *key, uint32_t *out)
+{
+	int64_t x;
+	if (member_int(j, obj, key, &x) != 0 || x < 0 || x > UINT32_MAX)
 		return -1;
 	*out = (uint32_t)x;
 	return 0;
 }
 
+/* A member that is a non-empty string (cryptsetup's json_contains_string), copied with
+ * luks_header_text; -1 when absent, not a string, empty, or out of memory. */
 static int member_str(const struct json *j, int obj, const char *key, char *buf, size_t n)
 {
 	int m = member_type(j, obj, key, JSON_STRING);
-	return m >= 0 && json_string_buf(j, m, buf, n) == 0 ? 0 : -1;
+	char *s = m >= 0 ? json_string(j, m) : NULL;
+	int r = s && s[0] ? 0 : -1;
+	if (r == 0)
+		luks_header_text(buf, n, s);
+	free(s);
+	return r;
 }
 
-/* The member of object obj whose key equals the (decoded) string token ref, or -1. */
-static int member_by_ref(const struct json *j, int obj, int ref)
+/* json-c's json_object_get_int(), which cryptsetup reads "priority" with: an integer as it is, a
+ * fraction truncated, a string through strtoll, a boolean as 0 or 1, anything else 0; clamped to
+ * the int range. */
+static int json_c_get_int(const struct json *j, int tok)
 {
-	char name[64];
-	if (json_type(j, ref) != JSON_STRING || json_string_buf(j, ref, name, sizeof name) != 0)
-		return -1;
-	return json_member(j, obj, name);
-}
-
-/* Every element of arr is a string naming an object member of section; sets bits by id. */
-static int ref_array(const struct json *j, int arr, int section, uint64_t *bits, int max)
-{
-	int n = json_size(j, arr);
-	for (int i = 0, k = arr + 1; i < n; i++, k = json_skip(j, k)) {
-		int target = member_by_ref(j, section, k);
-		if (target < 0 || json_type(j, target) != JSON_OBJECT)
-			return -1;
-		uint64_t id;
-		if (numbered_u64(j, k, &id) == 0 && id < (uint64_t)max)
-			*bits |= 1ull << id;
+	size_t n;
+	const char *raw = json_raw(j, tok, &n);
+	char buf[64];
+	double d = 0;
+	bool b;
+	switch (json_type(j, tok)) {
+	case JSON_NUMBER:
+		if (n >= sizeof buf)
+			return 0;
+		memcpy(buf, raw, n);
+		buf[n] = '\0';
+		d = strtod(buf, NULL);
+		break;
+	case JSON_STRING:
+		if (json_string_buf(j, tok, buf, sizeof buf) != 0)
+			return 0;
+		d = (double)strtoll(buf, NULL, 10);
+		break;
+	case JSON_BOOL:
+		return json_bool(j, tok, &b) == 0 && b;
+	default:
+		return 0;
 	}
-	return 0;
+	return d >= (double)INT_MAX ? INT_MAX : d <= (double)INT_MIN ? INT_MIN : (int)d;
 }
 
 static int strings_only(const struct json *j, int arr)
@@ -128,30 +150,129 @@ static int strings_only(const struct json *j, int arr)
 	return 0;
 }
 
+/* True when array arr holds the string s (cryptsetup's LUKS2_array_jobj). */
+static bool array_has(const struct json *j, int arr, const char *s)
+{
+	int n = json_size(j, arr);
+	for (int i = 0, k = arr + 1; i < n; i++, k = json_skip(j, k))
+		if (json_string_eq(j, k, s))
+			return true;
+	return false;
+}
+
+/* json-c (cryptsetup's parser) refuses values nested deeper than 32 levels, the top-level
+ * object being the first; our JSON parser allows more, so a deeper header is refused here. */
+#define LUKS2_JSON_MAX_LEVEL 31
+static int nested_too_deep(const struct json *j, int tok, int level)
+{
+	if (level > LUKS2_JSON_MAX_LEVEL)
+		return 1;
+	enum json_type t = json_type(j, tok);
+	if (t != JSON_OBJECT && t != JSON_ARRAY)
+		return 0;
+	int n = json_size(j, tok);
+	for (int i = 0, k = tok + 1; i < n; i++) {
+		if (t == JSON_OBJECT)
+			k++; /* the member's key */
+		if (nested_too_deep(j, k, level + 1))
+			return 1;
+		k = json_skip(j, k);
+	}
+	return 0;
+}
+
 /* --- validation, section by section -------------------------------------------------------- */
+
+/* The members of the keyslots or segments section (at most 32 each), looked up once: every
+ * reference from a token or digest is resolved against this short list instead of walking the
+ * section again, which a header with many references and a bulky member would make quadratic. */
+struct section {
+	int obj;
+	int n;
+	int key[LUKS_MAX_KEYSLOTS]; /* key tokens */
+};
+_Static_assert(LUKS_MAX_SEGMENTS <= LUKS_MAX_KEYSLOTS, "struct section holds segments too");
+
+/* The member of the section named by the string token ref, or -1. */
+static int section_member(const struct json *j, const struct section *s, int ref)
+{
+	if (json_type(j, ref) != JSON_STRING)
+		return -1;
+	size_t n;
+	const char *want = json_raw(j, ref, &n);
+	for (int i = 0; i < s->n; i++) {
+		size_t kn;
+		const char *raw = json_raw(j, s->key[i], &kn);
+		if (kn == n && memcmp(raw, want, n) == 0)
+			return s->key[i] + 1;
+	}
+	/* not found as written: the same name may be spelt with escapes, so compare decoded text */
+	char *ref_s = json_string(j, ref);
+	int found = -1;
+	for (int i = 0; ref_s && i < s->n && found < 0; i++)
+		if (json_string_eq(j, s->key[i], ref_s))
+			found = s->key[i] + 1;
+	free(ref_s);
+	return found;
+}
 
 struct ctx {
 	const struct json *j;
 	int keyslots, tokens, digests, segments, config;
+	struct section keyslot_members, segment_members;
+	int digest_keyslots[LUKS_MAX_DIGESTS]; /* each digest's "keyslots" array */
 	struct luks_volume *v;
 	struct err *e;
 };
+
+/* Every element of arr is a string naming an object member of the section; sets the bit of each
+ * canonical id below 64 (what cryptsetup can address). */
+static int ref_array(const struct ctx *c, int arr, const struct section *s, uint64_t *bits)
+{
+	const struct json *j = c->j;
+	int n = json_size(j, arr);
+	for (int i = 0, k = arr + 1; i < n; i++, k = json_skip(j, k)) {
+		int target = section_member(j, s, k);
+		if (target < 0 || json_type(j, target) != JSON_OBJECT)
+			return -1;
+		bool canonical;
+		int id = key_id(j, k, &canonical);
+		if (id >= 0 && id < 64 && canonical)
+			*bits |= 1ull << id;
+	}
+	return 0;
+}
+
+static int load_section(struct ctx *c, int obj, struct section *s, int max, const char *what)
+{
+	const struct json *j = c->j;
+	s->obj = obj;
+	s->n = json_size(j, obj);
+	if (s->n > max) {
+		char why[64];
+		snprintf(why, sizeof why, "more than %d %s", max, what);
+		return bad(c->e, why);
+	}
+	for (int i = 0, k = obj + 1; i < s->n; i++, k = json_skip(j, k + 1))
+		s->key[i] = k;
+	return 0;
+}
 
 static int validate_tokens(struct ctx *c)
 {
 	const struct json *j = c->j;
 	int n = json_size(j, c->tokens);
-	if (n > LUKS_MAX_TOKENS)
-		return bad(c->e, "more than 32 tokens");
 	for (int i = 0, k = c->tokens + 1; i < n; i++, k = json_skip(j, k + 1)) {
 		uint64_t unused = 0;
 		int t = k + 1, arr;
-		if (key_id(j, k, LUKS_MAX_TOKENS) < 0)
-			return bad(c->e, "token id is not a number below 32");
-		if (json_type(j, t) != JSON_OBJECT || member_type(j, t, "type", JSON_STRING) < 0 ||
+		bool canonical;
+		char type[2];
+		if (key_id(j, k, &canonical) < 0)
+			return bad(c->e, "token id is not a number");
+		if (json_type(j, t) != JSON_OBJECT || member_str(j, t, "type", type, sizeof type) != 0 ||
 		    (arr = member_type(j, t, "keyslots", JSON_ARRAY)) < 0)
 			return bad(c->e, "token without type or keyslots");
-		if (ref_array(j, arr, c->keyslots, &unused, LUKS_MAX_KEYSLOTS) != 0)
+		if (ref_array(c, arr, &c->keyslot_members, &unused) != 0)
 			return bad(c->e, "token refers to a missing keyslot");
 	}
 	c->v->ntokens = n;
@@ -167,28 +288,28 @@ static int validate_digests(struct ctx *c)
 	for (int i = 0, k = c->digests + 1; i < n; i++, k = json_skip(j, k + 1)) {
 		struct luks_digest *d = &c->v->digests[i];
 		int o = k + 1, ks, sg;
+		bool canonical;
 		memset(d, 0, sizeof *d);
-		if ((d->id = key_id(j, k, LUKS_MAX_DIGESTS)) < 0)
-			return bad(c->e, "digest id is not a number below 32");
+		if ((d->id = key_id(j, k, &canonical)) < 0)
+			return bad(c->e, "digest id is not a number");
 		char type[16];
 		if (json_type(j, o) != JSON_OBJECT || member_str(j, o, "type", type, sizeof type) != 0 ||
 		    (ks = member_type(j, o, "keyslots", JSON_ARRAY)) < 0 ||
 		    (sg = member_type(j, o, "segments", JSON_ARRAY)) < 0)
 			return bad(c->e, "digest without type, keyslots or segments");
-		if (ref_array(j, ks, c->keyslots, &d->keyslots, LUKS_MAX_KEYSLOTS) != 0)
+		c->digest_keyslots[i] = ks;
+		if (ref_array(c, ks, &c->keyslot_members, &d->keyslots) != 0)
 			return bad(c->e, "digest refers to a missing keyslot");
-		if (ref_array(j, sg, c->segments, &d->segments, LUKS_MAX_SEGMENTS) != 0)
+		if (ref_array(c, sg, &c->segment_members, &d->segments) != 0)
 			return bad(c->e, "digest refers to a missing segment");
 		d->pbkdf2_type = strcmp(type, "pbkdf2") == 0;
 		if (d->pbkdf2_type) {
-			/* Only what unlocking reads; a malformed digest is unusable, as in cryptsetup. */
+			/* Only what unlocking reads, checked there: cryptsetup validates a digest's
+			 * contents only when it verifies a key with it. */
 			char b64[128];
-			uint64_t it = 0;
-			int m = member_type(j, o, "iterations", JSON_NUMBER);
-			int64_t x;
-			if (m >= 0 && json_int64(j, m, &x) == 0 && x > 0)
-				it = (uint64_t)x;
-			d->iterations = it;
+			int64_t it;
+			if (member_int(j, o, "iterations", &it) == 0 && it > 0)
+				d->iterations = (uint64_t)it;
 			if (member_str(j, o, "hash", d->hash, sizeof d->hash) != 0)
 				d->hash[0] = '\0';
 			if (member_str(j, o, "salt", b64, sizeof b64) != 0 ||
@@ -223,18 +344,17 @@ static int validate_crypt_segment(struct ctx *c, int o, struct luks_segment *s)
 {
 	const struct json *j = c->j;
 	int iv = member_type(j, o, "iv_tweak", JSON_STRING), integ;
+	char unused[2];
 	if (iv < 0 || member_str(j, o, "encryption", s->encryption, sizeof s->encryption) != 0 ||
 	    member_type(j, o, "sector_size", JSON_NUMBER) < 0)
 		return bad(c->e, "crypt segment without iv_tweak, encryption or sector_size");
 	if ((integ = json_member(j, o, "integrity")) >= 0) {
-		if (json_type(j, integ) != JSON_OBJECT || member_type(j, integ, "type", JSON_STRING) < 0 ||
-		    member_type(j, integ, "journal_encryption", JSON_STRING) < 0 ||
-		    member_type(j, integ, "journal_integrity", JSON_STRING) < 0)
+		if (json_type(j, integ) != JSON_OBJECT || member_str(j, integ, "type", unused, sizeof unused) != 0 ||
+		    member_str(j, integ, "journal_encryption", unused, sizeof unused) != 0 ||
+		    member_str(j, integ, "journal_integrity", unused, sizeof unused) != 0)
 			return bad(c->e, "malformed segment integrity");
 		s->integrity = true;
 	}
-	if (!s->encryption[0])
-		return bad(c->e, "crypt segment with an empty encryption");
 	if (member_u32(j, o, "sector_size", &s->sector_size) != 0)
 		return bad(c->e, "segment sector_size is not a 32-bit number");
 	if (!s->sector_size || s->sector_size % 512)
@@ -244,7 +364,7 @@ static int validate_crypt_segment(struct ctx *c, int o, struct luks_segment *s)
 	if (!s->dynamic && s->size % s->sector_size)
 		return bad(c->e, "segment size is not a multiple of its sector size");
 	for (int d = 0; d < c->v->ndigests; d++)
-		if (s->id < 64 && (c->v->digests[d].segments >> s->id & 1))
+		if (c->v->digests[d].segments >> s->id & 1)
 			return 0;
 	return bad(c->e, "crypt segment has no digest");
 }
@@ -255,14 +375,14 @@ static int validate_segments(struct ctx *c)
 	int n = json_size(j, c->segments), first_backup = -1;
 	if (n < 1)
 		return bad(c->e, "no segment");
-	if (n > LUKS_MAX_SEGMENTS)
-		return bad(c->e, "more than 32 segments");
 	bool seen[LUKS_MAX_SEGMENTS] = {false};
 	for (int i = 0, k = c->segments + 1; i < n; i++, k = json_skip(j, k + 1)) {
 		struct luks_segment *s = &c->v->segments[i];
 		int o = k + 1, off, size, flags;
+		bool canonical;
 		memset(s, 0, sizeof *s);
-		if ((s->id = key_id(j, k, LUKS_MAX_SEGMENTS)) < 0)
+		/* segment ids run 0..n-1 without a gap (checked below), so below 32 here */
+		if ((s->id = key_id(j, k, &canonical)) < 0 || s->id >= LUKS_MAX_SEGMENTS)
 			return bad(c->e, "segment id is not a number below 32");
 		if (json_type(j, o) != JSON_OBJECT || member_str(j, o, "type", s->type, sizeof s->type) != 0 ||
 		    (off = member_type(j, o, "offset", JSON_STRING)) < 0 ||
@@ -286,19 +406,15 @@ static int validate_segments(struct ctx *c)
 				first_backup = s->id;
 		} else if (first_backup >= 0 && s->id >= first_backup)
 			return bad(c->e, "regular segment behind a backup segment");
-		if (strcmp(s->type, "crypt") == 0 && validate_crypt_segment(c, o, s) != 0)
+		if (json_string_eq(j, member_type(j, o, "type", JSON_STRING), "crypt") && validate_crypt_segment(c, o, s) != 0)
 			return -1;
-		/* the gap checks below look segments up by canonical id, as cryptsetup does */
-		char canon[16];
-		snprintf(canon, sizeof canon, "%d", s->id);
-		if (json_string_eq(j, k, canon))
+		/* the gap check below looks segments up by canonical id, as cryptsetup does */
+		if (canonical)
 			seen[s->id] = true;
 	}
 	if (first_backup == 0)
 		return bad(c->e, "no regular segment");
 	int regular = first_backup < 0 ? n : first_backup;
-	if (regular > n)
-		return bad(c->e, "gap in segment ids");
 	for (int id = 0; id < n; id++)
 		if (!seen[id])
 			return bad(c->e, "gap in segment ids");
@@ -332,27 +448,28 @@ static enum kdf_type kdf_of(const char *name)
 	return KDF_UNKNOWN;
 }
 
-/* A keyslot of type "luks2": kdf, af and area as luks2_keyslot_validate wants them. */
+/* A keyslot of type "luks2": kdf, af and area as luks2_keyslot_validate wants them.  Values
+ * that are well-formed but absurd (iterations, Argon2 costs, stripes) are kept and refused when
+ * the keyslot is used, as cryptsetup does. */
 static int validate_luks2_keyslot(struct ctx *c, int o, struct luks_keyslot *s)
 {
 	const struct json *j = c->j;
 	int kdf = json_member(j, o, "kdf"), af = json_member(j, o, "af"), area = json_member(j, o, "area");
-	char type[16], b64[128];
+	char b64[128];
+	int64_t x;
 	if (kdf < 0 || af < 0 || area < 0 || json_type(j, kdf) != JSON_OBJECT)
 		return bad(c->e, "keyslot without kdf, af or area");
 	if (member_str(j, kdf, "type", s->kdf_name, sizeof s->kdf_name) != 0)
 		return bad(c->e, "keyslot kdf without type");
 	s->kdf = kdf_of(s->kdf_name);
 	if (s->kdf == KDF_PBKDF2) {
-		int it = member_type(j, kdf, "iterations", JSON_NUMBER);
-		int64_t x;
-		if (member_str(j, kdf, "hash", s->kdf_hash, sizeof s->kdf_hash) != 0 || it < 0 ||
-		    member_type(j, kdf, "salt", JSON_STRING) < 0 || json_int64(j, it, &x) != 0)
+		if (member_str(j, kdf, "hash", s->kdf_hash, sizeof s->kdf_hash) != 0 ||
+		    member_int(j, kdf, "iterations", &x) != 0 || member_str(j, kdf, "salt", b64, sizeof b64) != 0)
 			return bad(c->e, "pbkdf2 keyslot without hash, iterations or salt");
 		s->iterations = x > 0 ? (uint64_t)x : 0;
 	} else if (s->kdf == KDF_ARGON2I || s->kdf == KDF_ARGON2ID) {
-		if (member_type(j, kdf, "time", JSON_NUMBER) < 0 || member_type(j, kdf, "memory", JSON_NUMBER) < 0 ||
-		    member_type(j, kdf, "cpus", JSON_NUMBER) < 0 || member_type(j, kdf, "salt", JSON_STRING) < 0)
+		if (member_int(j, kdf, "time", NULL) != 0 || member_int(j, kdf, "memory", NULL) != 0 ||
+		    member_int(j, kdf, "cpus", NULL) != 0 || member_str(j, kdf, "salt", b64, sizeof b64) != 0)
 			return bad(c->e, "argon2 keyslot without time, memory, cpus or salt");
 		/* values out of 32-bit range stay 0 and the slot is refused when used */
 		(void)member_u32(j, kdf, "time", &s->time);
@@ -364,19 +481,16 @@ static int validate_luks2_keyslot(struct ctx *c, int o, struct luks_keyslot *s)
 		     b64_decode(b64, strlen(b64), B64_STD, s->salt, sizeof s->salt, &salt_len) == 0 &&
 		     salt_len == LUKS_SALT_BYTES;
 
-	if (json_type(j, af) != JSON_OBJECT || member_str(j, af, "type", type, sizeof type) != 0 ||
-	    strcmp(type, "luks1") != 0)
+	if (json_type(j, af) != JSON_OBJECT || !json_string_eq(j, member_type(j, af, "type", JSON_STRING), "luks1"))
 		return bad(c->e, "keyslot af type is not luks1");
-	if (member_str(j, af, "hash", s->af_hash, sizeof s->af_hash) != 0 ||
-	    member_type(j, af, "stripes", JSON_NUMBER) < 0)
+	if (member_str(j, af, "hash", s->af_hash, sizeof s->af_hash) != 0 || member_int(j, af, "stripes", &x) != 0)
 		return bad(c->e, "keyslot af without hash or stripes");
 	(void)member_u32(j, af, "stripes", &s->stripes);
 
-	if (json_type(j, area) != JSON_OBJECT || member_str(j, area, "type", type, sizeof type) != 0 ||
-	    strcmp(type, "raw") != 0)
+	if (json_type(j, area) != JSON_OBJECT || !json_string_eq(j, member_type(j, area, "type", JSON_STRING), "raw"))
 		return bad(c->e, "keyslot area type is not raw");
 	if (member_str(j, area, "encryption", s->area_cipher, sizeof s->area_cipher) != 0 ||
-	    member_type(j, area, "key_size", JSON_NUMBER) < 0 || member_type(j, area, "offset", JSON_STRING) < 0 ||
+	    member_int(j, area, "key_size", NULL) != 0 || member_type(j, area, "offset", JSON_STRING) < 0 ||
 	    member_type(j, area, "size", JSON_STRING) < 0)
 		return bad(c->e, "keyslot area without encryption, key_size, offset or size");
 	(void)member_u32(j, area, "key_size", &s->area_key_size);
@@ -387,39 +501,41 @@ static int validate_keyslots(struct ctx *c)
 {
 	const struct json *j = c->j;
 	int n = json_size(j, c->keyslots), reencrypt = 0;
-	if (n > LUKS_MAX_KEYSLOTS)
-		return bad(c->e, "more than 32 keyslots");
 	for (int i = 0, k = c->keyslots + 1; i < n; i++, k = json_skip(j, k + 1)) {
 		struct luks_keyslot *s = &c->v->keyslots[i];
-		int o = k + 1, pr;
-		char type[16];
+		int o = k + 1, pr, t;
+		bool canonical;
 		memset(s, 0, sizeof *s);
 		s->digest = -1;
-		s->priority = 1;
-		if ((s->id = key_id(j, k, LUKS_MAX_KEYSLOTS)) < 0)
-			return bad(c->e, "keyslot id is not a number below 32");
-		if (json_type(j, o) != JSON_OBJECT || member_str(j, o, "type", type, sizeof type) != 0)
+		s->priority = LUKS_PRIORITY_NORMAL;
+		if ((s->id = key_id(j, k, &canonical)) < 0)
+			return bad(c->e, "keyslot id is not a number");
+		/* cryptsetup opens keyslots by the names "0".."31" only */
+		s->addressable = canonical && s->id < LUKS_MAX_KEYSLOTS;
+		char unused[2];
+		if (json_type(j, o) != JSON_OBJECT || member_str(j, o, "type", unused, sizeof unused) != 0)
 			return bad(c->e, "keyslot without type");
+		t = member_type(j, o, "type", JSON_STRING);
 		if (member_u32(j, o, "key_size", &s->key_size) != 0)
 			return bad(c->e, "keyslot key_size is not a 32-bit number");
-		if ((pr = member_type(j, o, "priority", JSON_NUMBER)) >= 0) {
-			int64_t p;
-			if (json_int64(j, pr, &p) == 0 && p >= 0 && p <= 2)
-				s->priority = (int)p;
-		}
-		if (strcmp(type, "luks2") == 0) {
+		if ((pr = json_member(j, o, "priority")) >= 0)
+			s->priority = json_c_get_int(j, pr);
+		if (json_string_eq(j, t, "luks2")) {
 			s->luks2_type = true;
 			if (validate_luks2_keyslot(c, o, s) != 0)
 				return -1;
+			/* exactly one digest lists this keyslot under the name cryptsetup uses for it */
+			char name[16];
 			int count = 0;
+			snprintf(name, sizeof name, "%d", s->id);
 			for (int d = 0; d < c->v->ndigests; d++)
-				if (c->v->digests[d].keyslots >> s->id & 1) {
+				if (array_has(j, c->digest_keyslots[d], name)) {
 					count++;
 					s->digest = d;
 				}
 			if (count != 1)
 				return bad(c->e, "keyslot is not assigned to exactly one digest");
-		} else if (strcmp(type, "reencrypt") == 0) {
+		} else if (json_string_eq(j, t, "reencrypt")) {
 			reencrypt++;
 			c->v->reencrypt_keyslot = true;
 		}
@@ -447,10 +563,11 @@ static int validate_config(struct ctx *c, uint64_t json_area)
 		return bad(c->e, "unsupported keyslots_size");
 	c->v->metadata_size = md;
 	c->v->header_area_end = 2 * md + c->v->keyslots_size;
-	/* keyslots must fit between the two metadata copies and the first data segment */
+	/* keyslots must fit between the two metadata copies and the first data segment (backup
+	 * segments of a reencryption do not count, as in cryptsetup) */
 	uint64_t first = UINT64_MAX;
 	for (int i = 0; i < c->v->nsegments; i++)
-		if (c->v->segments[i].offset < first)
+		if (!c->v->segments[i].backup && c->v->segments[i].offset < first)
 			first = c->v->segments[i].offset;
 	if (first && (first < c->v->keyslots_size || first - c->v->keyslots_size < 2 * md))
 		return bad(c->e, "keyslots_size reaches into the data segment");
@@ -484,9 +601,9 @@ static int validate_config(struct ctx *c, uint64_t json_area)
 			int n = json_size(j, m);
 			size_t used = 0;
 			for (int i = 0, k = m + 1; i < n; i++, k = json_skip(j, k)) {
-				char s[64];
-				if (json_string_buf(j, k, s, sizeof s) != 0)
-					snprintf(s, sizeof s, "(long name)");
+				char s[64], *raw = json_string(j, k);
+				luks_header_text(s, sizeof s, raw ? raw : "?");
+				free(raw);
 				int w = snprintf(c->v->requirements + used, sizeof c->v->requirements - used, "%s%s",
 						 used ? "," : "", s);
 				if (w < 0 || (size_t)w >= sizeof c->v->requirements - used)
@@ -546,7 +663,7 @@ static int parse_and_validate(const char *area, uint64_t area_len, struct luks_v
 	struct json j;
 	if (json_parse(&j, area, len, LUKS_MAX_JSON_TOKENS, e) != 0)
 		return err_wrap(e, "LUKS2 header JSON");
-	struct ctx c = {&j, -1, -1, -1, -1, -1, v, e};
+	struct ctx c = {.j = &j, .v = v, .e = e};
 	int r = -1;
 	if (json_type(&j, 0) != JSON_OBJECT ||
 	    (c.keyslots = member_type(&j, 0, "keyslots", JSON_OBJECT)) < 0 ||
@@ -557,7 +674,14 @@ static int parse_and_validate(const char *area, uint64_t area_len, struct luks_v
 		bad(e, "keyslots, tokens, digests, segments or config missing or not objects");
 		goto out;
 	}
-	if (validate_tokens(&c) || validate_digests(&c) || validate_segments(&c) || validate_keyslots(&c) ||
+	if (nested_too_deep(&j, 0, 0)) {
+		bad(e, "JSON nested deeper than 32 levels (cryptsetup's limit)");
+		goto out;
+	}
+	/* cryptsetup's order: tokens, digests, segments, keyslots, config, areas */
+	if (load_section(&c, c.keyslots, &c.keyslot_members, LUKS_MAX_KEYSLOTS, "keyslots") ||
+	    load_section(&c, c.segments, &c.segment_members, LUKS_MAX_SEGMENTS, "segments") ||
+	    validate_tokens(&c) || validate_digests(&c) || validate_segments(&c) || validate_keyslots(&c) ||
 	    validate_config(&c, area_len) || validate_areas(&c))
 		goto out;
 	v->json = malloc(len + 1);
@@ -587,7 +711,7 @@ struct copy {
 static int checksum_ok(struct copy *h)
 {
 	char alg[33];
-	disk_str(alg, h->bin + 72, 32);
+	luks_disk_str(alg, h->bin + 72, 32);
 	const EVP_MD *md = luks_hash_md(alg);
 	if (!md || EVP_MD_get_size(md) <= 0 || EVP_MD_get_size(md) > 64)
 		return 0;
@@ -689,10 +813,11 @@ int luks2_read(const struct blk *b, struct luks_volume *v, struct err *e)
 	v->version = 2;
 	v->header_copy = use;
 	v->seqid = be64(bin + 16);
-	disk_str(v->label, bin + 24, 48);
-	disk_str(v->csum_alg, bin + 72, 32);
-	disk_str(v->uuid, bin + 168, 40);
-	disk_str(v->subsystem, bin + 208, 48);
+	luks_disk_str(v->label, bin + 24, 48);
+	luks_disk_str(v->csum_alg, bin + 72, 32);
+	luks_disk_str(v->uuid, bin + 168, 40);
+	luks_header_text(v->uuid, sizeof v->uuid, v->uuid);
+	luks_disk_str(v->subsystem, bin + 208, 48);
 	r = 0;
 out:
 	if (h) {

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define KEY_FILE_MAX (8u << 20) /* cryptsetup's default key file limit: 8 MiB */
@@ -128,7 +129,7 @@ static void read_key(const char *path, struct secbuf *key)
 	} else if (isatty(STDIN_FILENO))
 		die(EXIT_USAGE, "reading the key: standard input is a terminal (pipe the key file bytes, or --key-file FILE)");
 	if (secbuf_read_fd(fd, KEY_FILE_MAX, key) != 0)
-		die(errno == EFBIG ? EXIT_CONFIG : EXIT_INTERNAL, "reading the key from %s: %s", name,
+		die(errno == ENOMEM ? EXIT_INTERNAL : EXIT_CONFIG, "reading the key from %s: %s", name,
 		    errno == EFBIG ? "more than 8 MiB (cryptsetup's key file limit)" : strerror(errno));
 	if (fd != STDIN_FILENO)
 		close(fd);
@@ -166,10 +167,31 @@ static void check_uuid(const struct luks_volume *v)
 		die(EXIT_CONFIG, "LUKS header: UUID is not hex digits and dashes (refused as a device-mapper UUID)");
 }
 
+/* A device-mapper name: 1..127 bytes (DM_NAME_LEN), no '/', not "." or "..", and no control
+ * characters (they would reach udev, logs and this one-line error). */
 static void check_name(const char *name)
 {
+	bool control = false;
+	for (const char *p = name; *p; p++)
+		control |= (unsigned char)*p < 0x20 || *p == 0x7f;
+	if (control)
+		die(EXIT_USAGE, "NAME: control characters are not allowed (use 1..127 printable characters without '/')");
 	if (!name[0] || strlen(name) > 127 || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, ".."))
 		die(EXIT_USAGE, "NAME \"%s\": must be 1..127 characters without '/'", name);
+}
+
+/* --header HDR makes the header detached unless HDR is DEVICE itself (then data offset 0 would
+ * map the header). */
+static bool header_detached(const struct opts *o, const struct volume *vol)
+{
+	struct stat h, d;
+	if (!o->header)
+		return false;
+	if (fstat(vol->fd, &h) != 0 || stat(o->args[0], &d) != 0)
+		die(EXIT_DEVICE, "%s: %s", o->args[0], strerror(errno));
+	if (S_ISBLK(h.st_mode) && S_ISBLK(d.st_mode))
+		return h.st_rdev != d.st_rdev;
+	return h.st_dev != d.st_dev || h.st_ino != d.st_ino;
 }
 
 static void unlock(const struct volume *vol, const char *key_file, bool for_segment, struct secbuf *vk, int *slot)
@@ -257,7 +279,7 @@ static int cmd_table(struct opts *o)
 	struct err e;
 	int slot;
 	load(o->header ? o->header : o->args[0], &vol);
-	if (luks_check_activation(&vol.v, o->header != NULL, &e) != 0)
+	if (luks_check_activation(&vol.v, header_detached(o, &vol), &e) != 0)
 		die(e.code, "%s", e.msg);
 	check_uuid(&vol.v);
 	data_device(o->args[0], false, &d);
@@ -295,24 +317,25 @@ static int cmd_open(struct opts *o)
 	int slot, loop_fd = -1;
 	int32_t key_id = -1;
 	bool dm_tried = false;
-	char dev_path[PATH_MAX], uuid[160], desc[128];
+	char dev_path[PATH_MAX], uuid[LUKS_DM_UUID_MAX + 1], desc[128];
 
 	check_name(name);
 	load(o->header ? o->header : o->args[0], &vol);
-	if (luks_check_activation(&vol.v, o->header != NULL, &e) != 0)
+	if (luks_check_activation(&vol.v, header_detached(o, &vol), &e) != 0)
 		die(e.code, "%s", e.msg);
 	check_uuid(&vol.v);
 	if (luks_dm_uuid(&vol.v, name, uuid, sizeof uuid) != 0)
-		die(EXIT_USAGE, "NAME \"%s\": too long for a device-mapper UUID", name);
+		die(EXIT_INTERNAL, "NAME \"%s\": building the device-mapper UUID failed", name);
+	if (strlen(uuid) == LUKS_DM_UUID_MAX)
+		log_info("DM uuid cut to %d bytes, as cryptsetup cuts it: %s", LUKS_DM_UUID_MAX, uuid);
 	data_device(o->args[0], o->readonly, &d);
+	/* as cryptsetup: device-mapper and the name are checked before the key derivation runs */
+	if (dm_available(&e) != 0)
+		die(e.code, "%s", e.msg);
+	if (dm_exists(name))
+		die(EXIT_DEVICE, "device-mapper: %s already exists", name);
 	unlock(&vol, o->key_file, true, &vk, &slot);
 	/* nothing exists yet: from here on every step is undone on failure */
-	if (dm_available(&e) != 0)
-		goto fail;
-	if (dm_exists(name)) {
-		err_set(&e, EXIT_DEVICE, "device-mapper: %s already exists", name);
-		goto fail;
-	}
 	snprintf(dev_path, sizeof dev_path, "%s", d.path);
 	if (d.is_reg) {
 		if (loop_attach(d.path, d.ro, dev_path, sizeof dev_path, &loop_fd, &e) != 0)

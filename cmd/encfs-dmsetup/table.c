@@ -82,8 +82,9 @@ int luks_build_table(const struct luks_volume *v, const unsigned char *vk, size_
 		wipe(key, sizeof key);
 		return err_set(e, EXIT_INTERNAL, "building the table: out of memory");
 	}
-	snprintf(t->params, cap, "%s %s %" PRIu64 " %s %" PRIu64 "%s", s->encryption, key, s->iv_tweak, p->device, off,
-		 feat);
+	/* iv_offset 0: cryptsetup's LUKS2_activate passes crypt_get_iv_offset(), which is 0 for LUKS,
+	 * whatever iv_tweak the segment has (only reencryption uses it) */
+	snprintf(t->params, cap, "%s %s 0 %s %" PRIu64 "%s", s->encryption, key, p->device, off, feat);
 	wipe(key, sizeof key);
 	t->start = 0;
 	t->length = len;
@@ -111,10 +112,15 @@ static void uuid_nodash(const char *uuid, char *out, size_t outsz)
 
 int luks_dm_uuid(const struct luks_volume *v, const char *name, char *out, size_t outsz)
 {
-	char u[41];
+	char u[41], full[LUKS_DM_UUID_MAX + 256];
 	uuid_nodash(v->uuid, u, sizeof u);
-	int r = snprintf(out, outsz, "CRYPT-LUKS%d-%s-%s", v->version, u, name);
-	return r < 0 || (size_t)r >= outsz ? -1 : 0;
+	int r = snprintf(full, sizeof full, "CRYPT-LUKS%d-%s-%s", v->version, u, name);
+	if (r < 0 || (size_t)r >= sizeof full)
+		return -1;
+	/* device-mapper holds at most LUKS_DM_UUID_MAX bytes; cryptsetup cuts a longer one there */
+	if ((size_t)r > LUKS_DM_UUID_MAX)
+		full[LUKS_DM_UUID_MAX] = '\0';
+	return (size_t)snprintf(out, outsz, "%s", full) >= outsz ? -1 : 0;
 }
 
 int luks_keyring_desc(const struct luks_volume *v, char *out, size_t outsz)

@@ -49,7 +49,7 @@ int luks_check_activation(const struct luks_volume *v, bool detached, struct err
 	for (int d = 0; d < v->ndigests; d++)
 		if (v->digests[d].segments >> s->id & 1)
 			for (int k = 0; k < v->nkeyslots; k++)
-				if (v->keyslots[k].digest == d && v->keyslots[k].luks2_type)
+				if (v->keyslots[k].digest == d && v->keyslots[k].luks2_type && v->keyslots[k].addressable)
 					ks = v->keyslots[k].key_size;
 	if (!ks)
 		return err_set(e, EXIT_CONFIG, "LUKS header: no keyslot is bound to the data segment");
@@ -87,8 +87,11 @@ static int try_keyslot(const struct luks_volume *v, const struct luks_keyslot *s
 			       s->area_key_size);
 	if (luks_hash_size(s->af_hash) < 0)
 		return err_set(e, EXIT_CONFIG, "%s: AF hash \"%s\" is not supported", where, s->af_hash);
-	if (!d->salt_len || !d->value_len)
-		return err_set(e, EXIT_CONFIG, "%s: digest salt or value is missing or longer than 64 bytes", where);
+	/* cryptsetup 2.6 reports such a digest as matching any key: refused here */
+	if (d->salt_len != LUKS_SALT_BYTES)
+		return err_set(e, EXIT_CONFIG, "%s: the digest salt is not 32 bytes of base64", where);
+	if (!d->value_len)
+		return err_set(e, EXIT_CONFIG, "%s: the digest value is missing or longer than 64 bytes", where);
 	if (d->value_len != 20 && (int)d->value_len != luks_hash_size(d->hash))
 		return err_set(e, EXIT_CONFIG, "%s: digest of %zu bytes does not fit hash \"%s\"", where, d->value_len,
 			       d->hash);
@@ -144,11 +147,11 @@ int luks_unlock(const struct luks_volume *v, const unsigned char *pass, size_t p
 	}
 	struct err last = {0, ""};
 	int tried = 0, compared = 0;
-	for (int prio = 2; prio >= 1; prio--) {
+	for (int prio = LUKS_PRIORITY_PREFER; prio >= LUKS_PRIORITY_NORMAL; prio--) {
 		for (int id = 0; id < LUKS_MAX_KEYSLOTS; id++) {
 			const struct luks_keyslot *s = NULL;
 			for (int i = 0; i < v->nkeyslots; i++)
-				if (v->keyslots[i].id == id)
+				if (v->keyslots[i].id == id && v->keyslots[i].addressable)
 					s = &v->keyslots[i];
 			if (!s || !s->luks2_type || s->priority != prio)
 				continue;

@@ -1,5 +1,7 @@
 /* libFuzzer target: LUKS1/LUKS2 header reading and validation, then what is done with a header
- * that passes (activation checks, the table line, dump).  The input is the start of a device.
+ * that passes (activation checks, the table line, dump) and, when every keyslot and digest is
+ * cheap to derive, unlocking with the passphrase "fuzz" (keyslot area decryption, AF merge,
+ * digest).  The input is the start of a device.
  *
  * A random LUKS2 header almost never has a valid checksum, which would keep the fuzzer out of the
  * JSON rules; so when the first input byte is odd, the harness writes the correct sha256 checksum
@@ -7,6 +9,7 @@
 #include "luks.h"
 
 #include <openssl/evp.h>
+#include <sodium.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +33,30 @@ static void fix_checksum(unsigned char *d, size_t n, uint64_t off)
 	memset(d + off + 448, 0, 64);
 	unsigned len = 0;
 	(void)EVP_Digest(d + off, (size_t)size, d + off + 448, &len, EVP_sha256(), NULL);
+}
+
+/* Unlocking runs only when it costs little: cryptsetup's minimum PBKDF2 count and tiny Argon2. */
+static bool cheap_to_unlock(const struct luks_volume *v)
+{
+	for (int i = 0; i < v->nkeyslots; i++) {
+		const struct luks_keyslot *s = &v->keyslots[i];
+		if (s->kdf == KDF_PBKDF2 && s->iterations > 1000)
+			return false;
+		if ((s->kdf == KDF_ARGON2I || s->kdf == KDF_ARGON2ID) && (s->time > 4 || s->memory_kib > 256))
+			return false;
+	}
+	for (int i = 0; i < v->ndigests; i++)
+		if (v->digests[i].iterations > 1000)
+			return false;
+	return true;
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc;
+	(void)argv;
+	return sodium_init() < 0; /* the volume key goes to sodium_malloc'd memory */
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -72,6 +99,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					table_line_free(&t);
 				}
 			}
+		}
+		if (cheap_to_unlock(&v)) {
+			struct secbuf vk = {0};
+			int slot;
+			if (luks_unlock(&v, (const unsigned char *)"fuzz", 4, data[0] & 8, &vk, &slot, &e) == 0)
+				secbuf_free(&vk);
 		}
 		luks_volume_free(&v);
 	}

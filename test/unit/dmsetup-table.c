@@ -27,6 +27,7 @@ static void volume(struct luks_volume *v, const char *cipher, uint32_t key_size,
 	v->digests[0].keyslots = 1;
 	v->nkeyslots = 1;
 	v->keyslots[0].luks2_type = true;
+	v->keyslots[0].addressable = true;
 	v->keyslots[0].key_size = key_size;
 	v->keyslots[0].digest = 0;
 }
@@ -101,7 +102,7 @@ static void test_table(void)
 	p.device_bytes = 20u << 20;
 	s = line(&v, vk, 64, &p, &e);
 	like(s, "0 2048 crypt aes-xts-plain64 ", "table: fixed segment size in sectors");
-	like(s, " 7 /dev/loop7 32768", "table: iv_offset from the segment's iv_tweak");
+	like(s, " 0 /dev/loop7 32768", "table: iv_offset 0 whatever the segment's iv_tweak (as cryptsetup)");
 	free(s);
 	v.segments[0].size = 20u << 20;
 	s = line(&v, vk, 64, &p, &e);
@@ -126,6 +127,13 @@ static void test_table(void)
 	luks_dm_uuid(&v, "x", buf, sizeof buf);
 	is_str(buf, "CRYPT-LUKS1-0b1c2d3e4f5061728394a5b6c7d8e9f0-x", "dm uuid for LUKS1");
 	v.version = 2;
+	/* device-mapper holds 128 bytes of uuid: cryptsetup cuts a longer one there, so do we */
+	char name[128];
+	memset(name, 'n', 127);
+	name[127] = '\0';
+	ok(luks_dm_uuid(&v, name, buf, sizeof buf) == 0, "dm uuid with a 127-byte name built");
+	is_int((long long)strlen(buf), LUKS_DM_UUID_MAX, "... cut at 128 bytes");
+	ok(strncmp(buf, "CRYPT-LUKS2-0b1c2d3e4f5061728394a5b6c7d8e9f0-nnnn", 49) == 0, "... keeping its start");
 	v.digests[0].id = 3;
 	ok(luks_keyring_desc(&v, buf, sizeof buf) == 0, "keyring description built");
 	is_str(buf, "cryptsetup:0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0-d3", "keyring description cryptsetup:<uuid>-d<digest>");
