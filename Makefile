@@ -200,7 +200,7 @@ deps:
 
 demo: deps
 	@$(MAKE) --no-print-directory all
-	@sh test/demo.sh
+	@ENCFS_BUILD=$(CURDIR)/$(B) ENCFS_BIN=$(CURDIR)/$(B)/bin ENCFS_SRC=$(CURDIR) sh test/demo.sh
 
 lint:
 	shellcheck -s sh sh/encfs.sh test/*.sh test/*.t test/bench/*.sh

@@ -3,13 +3,19 @@
 # the image, releases its key to this attested VM, opens the LUKS volume, mounts it at
 # <mount_point>/../.filesystem-N and links mount_point to it; then it waits, and on SIGTERM it
 # unmounts and closes everything.  See encfs.sh(1).
+#
+# How it stays honest in a shell without pipefail: every tool runs as a "stage" (run_stage) whose
+# exit status and stderr are kept in the work directory, so the step that failed is the one
+# reported, in one line, whatever the other stages of its pipeline did.  Every step first records
+# how to undo it (push_undo), so a failure, or a signal at any moment, undoes exactly what exists.
+# Long steps run in the background while the script waits, so that a signal is handled at once.
 set -u
 
 prog=encfs.sh
 usage="usage: encfs.sh [-v] [--allow-raw-key] [--allow-http] [--fake-report] [--cacert file]
                 [--work-dir dir] [EncfsSideCarArgs [LogFile [LogLevel]]]
 
-  -v, --verbose       log more, in every step
+  -v, --verbose       log more, in every step (repeatable)
   --allow-raw-key     accept raw_key instead of key release (tests only)
   --allow-http        accept plain http URLs (tests only)
   --fake-report       attest with a fake SNP report (test attestation services only)
@@ -17,22 +23,16 @@ usage="usage: encfs.sh [-v] [--allow-raw-key] [--allow-http] [--fake-report] [--
   --work-dir dir      where to make the work directory (default /dev/shm)
   -h, --help          print this help"
 
-config_flags=""
-attest_flags=""
-tls_flags=""
-verbose=""
-work_parent=""
+allow_raw="" allow_http="" fake_report="" cacert="" verbose="" work_parent=""
 while [ $# -gt 0 ]; do
 	case $1 in
-	-v | --verbose) verbose="$verbose -v" ;;
-	--allow-raw-key) config_flags="$config_flags --allow-raw-key" ;;
-	--allow-http) config_flags="$config_flags --allow-http" ;;
-	--fake-report) attest_flags="$attest_flags --fake-report" ;;
+	-v | --verbose) verbose=${verbose:--}v ;;
+	--allow-raw-key) allow_raw=--allow-raw-key ;;
+	--allow-http) allow_http=--allow-http ;;
+	--fake-report) fake_report=--fake-report ;;
 	--cacert)
 		[ $# -ge 2 ] || { echo "$usage" >&2; exit 2; }
-		tls_flags="--cacert $2"
-		ENCFS_CA_BUNDLE=$2
-		export ENCFS_CA_BUNDLE
+		cacert=$2
 		shift
 		;;
 	--work-dir)
@@ -47,6 +47,7 @@ while [ $# -gt 0 ]; do
 	esac
 	shift
 done
+[ $# -le 3 ] || { echo "$usage" >&2; exit 2; }
 # the upstream sidecar's positional form: EncfsSideCarArgs LogFile LogLevel, each when unset
 [ -n "${EncfsSideCarArgs:-}" ] || EncfsSideCarArgs=${1:-}
 [ -n "${LogFile:-}" ] || LogFile=${2:-}
@@ -54,18 +55,96 @@ done
 export EncfsSideCarArgs LogFile LogLevel
 [ -n "$LogFile" ] || unset LogFile
 [ -n "$LogLevel" ] || unset LogLevel
+if [ -n "$cacert" ] && [ ! -r "$cacert" ]; then
+	echo "$prog: --cacert $cacert: cannot read it (give a PEM file of trust anchors)" >&2
+	exit 2
+fi
 
 # --- logging ---------------------------------------------------------------------------------
 
-say() { # say LEVEL MESSAGE: like the tools' logging, to stderr and $LogFile
-	case "${LogLevel:-warning}:$1" in
-	*:error | *:warning | info:info | debug:info | debug:debug | trace:*) ;;
-	*) [ -n "$verbose" ] && [ "$1" = info ] || return 0 ;;
+# the level, as the tools set theirs: $LogLevel (default warning), one more per -v
+level_number() {
+	case $1 in
+	error) echo 0 ;; info) echo 2 ;; debug) echo 3 ;; trace) echo 4 ;; *) echo 1 ;;
 	esac
-	printf '%s: %s\n' "$prog" "$2" >&2
+}
+log_level=$(($(level_number "${LogLevel:-warning}") + ${#verbose} - (${#verbose} > 0)))
+
+say() { # say LEVEL MESSAGE: a line as the tools write it, to stderr and $LogFile
+	[ "$(level_number "$1")" -le "$log_level" ] || return 0
+	_line="$prog: $2"
+	[ "$1" = error ] || _line="$prog: $1: $2"
+	printf '%s\n' "$_line" >&2
 	if [ -n "${LogFile:-}" ]; then
-		(umask 077 && printf '%s %s: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$prog" "$2" >>"$LogFile")
+		(umask 077 && printf '%s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$_line" >>"$LogFile")
 	fi
+}
+
+hide_query() { printf '%s' "$1" | sed 's/?.*/?<query hidden>/'; }
+
+# --- state and cleanup -----------------------------------------------------------------------
+# Each step records how to undo it before it runs, so cleanup undoes exactly what exists, newest
+# first.  Undo steps check that their object is there: a step cut short may not have made it.
+
+work=""
+undo=""
+waiting=""  # the step running in the background
+sleeping="" # the sleep of the final wait
+push_undo() { undo="$1
+$undo"; }
+# q WORD: WORD single-quoted for eval (a mount point may hold quotes; encfs-config refuses
+# control characters, so no newline breaks the list)
+q() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }
+
+# the undo steps
+undo_link() { [ ! -L "$1" ] || rm -f "$1"; }
+# (a directory on another device than its parent is a mount point: what we mounted there)
+undo_umount() {
+	[ -d "$1" ] && [ "$(stat -c %d "$1")" != "$(stat -c %d "$1/..")" ] || return 0
+	umount "$1"
+}
+undo_rmdir() { [ ! -d "$1" ] || rmdir "$1"; }
+undo_close() { [ ! -e "/dev/mapper/$1" ] || encfs-dmsetup close "$1"; }
+
+cleanup() {
+	trap '' TERM INT HUP
+	[ -z "$sleeping" ] || kill "$sleeping" 2>/dev/null
+	stop_waiting
+	_undo=$undo
+	undo=""
+	while [ -n "$_undo" ]; do
+		_step=${_undo%%
+*}
+		case $_undo in
+		*"
+"*) _undo=${_undo#*
+} ;;
+		*) _undo="" ;;
+		esac
+		[ -n "$_step" ] || continue
+		say debug "undo: $_step"
+		eval "$_step" || say warning "undoing \"$_step\" failed"
+	done
+	[ -z "$work" ] || rm -rf "$work"
+	work=""
+}
+
+# stop_waiting: ends the step running in the background: its tools get SIGTERM (their pids are in
+# $work/pid-POS while they run), again while the step's shell still runs (a stage may just be
+# starting), until it has finished
+stop_waiting() {
+	[ -n "$waiting" ] || return 0
+	_n=0
+	while kill -0 "$waiting" 2>/dev/null && [ $_n -lt 100 ]; do
+		for _f in "$work"/pid-*; do
+			[ -f "$_f" ] && kill "$(cat "$_f")" 2>/dev/null
+		done
+		[ $_n -eq 0 ] || sleep 0.1
+		_n=$((_n + 1))
+	done
+	[ $_n -lt 100 ] || kill -9 "$waiting" 2>/dev/null
+	wait "$waiting" 2>/dev/null
+	waiting=""
 }
 
 fail() { # fail CODE MESSAGE: one line, everything undone, exit CODE
@@ -74,141 +153,229 @@ fail() { # fail CODE MESSAGE: one line, everything undone, exit CODE
 	exit "$1"
 }
 
-# --- state and cleanup -----------------------------------------------------------------------
-# Each step records what it made, so cleanup undoes exactly that, newest first.
-
-work=""
-undo=""
-push_undo() { undo="$1
-$undo"; }
-
-cleanup() {
-	trap '' TERM INT HUP
-	printf '%s\n' "$undo" | while IFS= read -r step; do
-		[ -n "$step" ] || continue
-		say debug "undo: $step"
-		eval "$step" || say warning "cleanup step failed: $step"
-	done
-	undo=""
-	[ -z "$work" ] || rm -rf "$work"
-	work=""
-}
-
 on_signal() {
+	trap '' TERM INT HUP
 	say info "stopping: unmounting and closing"
 	cleanup
+	say info "stopped"
 	exit 0
 }
 trap on_signal TERM INT HUP
 
-# run_stage NAME CMD...: a pipeline stage; a failure is recorded in $work/failed (dash has no
-# pipefail), so the first failing stage is the one reported
+# --- stages ----------------------------------------------------------------------------------
+# A step is a function run by `step`: in the background, waited for.  It runs its tools with
+# run_stage POS NAME CMD..., which keeps the tool's pid in $work/pid-POS while it runs, its
+# stderr in $work/stage-POS.err and, when it fails, "POS NAME STATUS" in $work/failed.  POS is the
+# tool's place in its pipeline.
+
 run_stage() {
-	_stage=$1
+	_pos=$1 _name=$2
+	shift 2
+	# a background command gets /dev/null as stdin: hand it the pipe through descriptor 4
+	exec 4<&0
+	"$@" 0<&4 4<&- 2>"$work/stage-$_pos.err" &
+	_pid=$!
+	exec 4<&-
+	echo "$_pid" >"$work/pid-$_pos"
+	_rc=0
+	wait "$_pid" || _rc=$?
+	rm -f "$work/pid-$_pos"
+	[ "$_rc" -eq 0 ] || echo "$_pos $_name $_rc" >>"$work/failed"
+	return "$_rc"
+}
+
+# step FS FUNCTION [ARG]...: runs FUNCTION's stages; on failure reports the stage that
+# failed first in the pipeline, leaving out stages that only saw a broken pipe (status 141, or
+# "Broken pipe" in their message), and exits with its status after undoing everything.  The
+# stderr of the stages is passed on; the failing stage's last line (the tool's one-line error)
+# becomes part of this script's one line, "filesystem N (MOUNT_POINT): STAGE: TOOL'S LINE", and
+# what the stages after it said (they only saw it fail) is left out.
+step() {
+	_fs=$1
 	shift
-	"$@" || echo "$_stage $?" >>"$work/failed"
+	rm -f "$work/failed" "$work"/pid-* "$work"/stage-*.err
+	"$@" &
+	waiting=$!
+	wait "$waiting"
+	waiting=""
+	culprit=""
+	if [ -s "$work/failed" ]; then
+		culprit=$(sort -n "$work/failed" | while read -r _pos _name _rc; do
+			if [ "$_rc" -ne 141 ] && ! grep -q 'Broken pipe' "$work/stage-$_pos.err" 2>/dev/null; then
+				echo "$_pos $_name $_rc"
+				break
+			fi
+		done)
+		[ -n "$culprit" ] || culprit=$(sort -n "$work/failed" | head -n 1)
+	fi
+	_cpos=${culprit%% *}
+	for _p in 1 2 3 4 5 6 7 8 9; do
+		[ -f "$work/stage-$_p.err" ] || continue
+		if [ -z "$culprit" ] || [ "$_p" -lt "$_cpos" ]; then
+			cat "$work/stage-$_p.err" >&2
+		elif [ "$_p" -eq "$_cpos" ]; then
+			sed '$d' "$work/stage-$_p.err" >&2
+		fi
+	done
+	if [ -z "$culprit" ]; then
+		rm -f "$work"/stage-*.err
+		return 0
+	fi
+	# shellcheck disable=SC2086 # "POS NAME STATUS"
+	set -- $culprit
+	_why=$(tail -n 1 "$work/stage-$1.err" 2>/dev/null)
+	[ -n "$_why" ] || _why="$2 exited with status $3"
+	_code=$3
+	# a tool killed by a signal, or not found, is an internal error: not a documented status
+	[ "$_code" -le 8 ] || _code=1
+	fail "$_code" "filesystem $_fs: $2: $_why"
 }
 
 # --- configuration ---------------------------------------------------------------------------
 
-# shellcheck disable=SC2086 # flag lists are words
-encfs-config $config_flags $verbose check || exit $?
-# shellcheck disable=SC2086
-count=$(encfs-config $config_flags count) || exit $?
-
-cfg() { # cfg PATH: a field of the configuration (empty when absent)
-	# shellcheck disable=SC2086
-	encfs-config $config_flags get "$1"
+config() { # config ARG...: encfs-config with this script's switches
+	encfs-config ${allow_raw:+"$allow_raw"} ${allow_http:+"$allow_http"} "$@"
 }
+cfg() { config get "$1"; } # cfg PATH: a field of the configuration (empty when absent)
+config_stage() { exec encfs-config ${allow_raw:+"$allow_raw"} ${allow_http:+"$allow_http"} "$@"; }
 
+# Everything is checked before anything is done: a bad field is the configuration's one line.
+config ${verbose:+"$verbose"} check || exit $?
+count=$(config count) || exit $?
 client_id=$(cfg azure_info.identity.client_id) || exit $?
-# shellcheck disable=SC2086
-certcache=$(encfs-config $config_flags get --json azure_info.certcache) || exit $?
-[ -z "$certcache" ] || attest_flags="$attest_flags --certcache"
+certcache=$(config get --json azure_info.certcache) || exit $?
+i=0
+while [ "$i" -lt "$count" ]; do
+	p="azure_filesystems[$i]"
+	read_write=$(cfg "$p.read_write") || exit $?
+	mount_point=$(cfg "$p.mount_point") || exit $?
+	if [ "$read_write" = true ]; then
+		say error "config: $p.read_write: read-write mounts need the write-back blob mount, which this version does not have (mount it read-only: \"read_write\": false)"
+		exit 3
+	fi
+	mount_point=${mount_point%/}
+	if [ -e "$mount_point" ] || [ -L "$mount_point" ]; then
+		say error "config: $p.mount_point: $mount_point already exists (it must be free: the sidecar creates it as a link)"
+		exit 3
+	fi
+	i=$((i + 1))
+done
 
 if [ -z "$work_parent" ]; then
 	# the wrapping private key lives here until the key is unwrapped: RAM only
 	work_parent=/dev/shm
 	[ -d "$work_parent" ] && [ -w "$work_parent" ] || work_parent=${TMPDIR:-/tmp}
 fi
-work=$(mktemp -d "$work_parent/encfs.XXXXXX") || fail 8 "creating a work directory in $work_parent: failed (check that it is writable)"
-chmod 700 "$work"
+work=$(umask 077 && mktemp -d "$work_parent/encfs.XXXXXX") ||
+	fail 8 "creating a work directory in $work_parent failed (check that it is writable)"
 
-# --- one filesystem --------------------------------------------------------------------------
+# --- the steps of one filesystem -------------------------------------------------------------
+# Each function is one step, run by `step`; they read the variables mount_one sets.
+
+fetch_image() {
+	set -- -o "$image"
+	[ -n "$allow_http" ] && set -- "$@" "$allow_http"
+	[ -n "$cacert" ] && set -- "$@" --cacert "$cacert"
+	if [ "$private" = true ]; then
+		set -- "$@" --private
+		[ -n "$client_id" ] && set -- "$@" --client-id "$client_id"
+	fi
+	run_stage 1 fetch encfs-fetch ${verbose:+"$verbose"} "$@" "$url" </dev/null >/dev/null
+}
+
+# The key, from the vault to dm-crypt through pipes only:
+#   config (bearer token, if any, to descriptor 3) | keygen | attest | release | unwrap | open
+release_and_open() {
+	set -- --akv "$akv" --kid "$kid"
+	[ -n "$api_version" ] && set -- "$@" --api-version "$api_version"
+	[ -n "$client_id" ] && set -- "$@" --client-id "$client_id"
+	[ -n "$cacert" ] && set -- "$@" --cacert "$cacert"
+	[ "$has_bearer" = true ] && set -- "$@" --bearer-fd 3
+	run_stage 1 config config_stage get "$p.key.akv.bearer_token" </dev/null | {
+		exec 3<&0 0</dev/null
+		{ run_stage 2 keygen encfs-unwrap keygen ${verbose:+"$verbose"} --private "$pem" 3<&-; } |
+			{ run_stage 3 attest attest 3<&-; } |
+			{ run_stage 4 release encfs-skr ${verbose:+"$verbose"} "$@"; } |
+			{ run_stage 5 unwrap unwrap 3<&-; } |
+			{ run_stage 6 open encfs-dmsetup ${verbose:+"$verbose"} open --readonly --key-file - "$image" "$name" 3<&-; }
+	}
+}
+attest() {
+	set -- --maa "$authority"
+	[ -n "$fake_report" ] && set -- "$@" "$fake_report"
+	[ -n "$certcache" ] && set -- "$@" --certcache "$certcache"
+	[ -n "$cacert" ] && set -- "$@" --cacert "$cacert"
+	exec encfs-attest ${verbose:+"$verbose"} "$@"
+}
+unwrap() {
+	set -- --private "$pem" --akv "$akv" --kid "$kid"
+	[ -n "$salt" ] && set -- "$@" --salt "$salt"
+	[ -n "$label" ] && set -- "$@" --label "$label"
+	[ -n "$cacert" ] && set -- "$@" --cacert "$cacert"
+	exec encfs-unwrap ${verbose:+"$verbose"} "$@"
+}
+
+# raw_key (a test switch encfs-config has already checked): config | open
+raw_open() {
+	run_stage 1 config config_stage get --hex-decode "$p.raw_key" </dev/null |
+		{ run_stage 2 open encfs-dmsetup ${verbose:+"$verbose"} open --readonly --key-file - "$image" "$name"; }
+}
+
+# make_dirs DIR: creates DIR and its missing parents, each undone later
+make_dirs() {
+	[ -d "$1" ] && return 0
+	make_dirs "$(dirname "$1")" || return 1
+	push_undo "undo_rmdir $(q "$1")"
+	mkdir "$1"
+}
 
 mount_one() { # mount_one INDEX
 	i=$1
 	p="azure_filesystems[$i]"
 	mount_point=$(cfg "$p.mount_point") || return
+	mount_point=${mount_point%/}
 	url=$(cfg "$p.azure_url") || return
 	private=$(cfg "$p.azure_url_private") || return
-	read_write=$(cfg "$p.read_write") || return
 	kid=$(cfg "$p.key.kid") || return
 	akv=$(cfg "$p.key.akv.endpoint") || return
+	api_version=$(cfg "$p.key.akv.api_version") || return
 	authority=$(cfg "$p.key.authority.endpoint") || return
 	salt=$(cfg "$p.key_derivation.salt") || return
 	label=$(cfg "$p.key_derivation.label") || return
-
-	if [ "$read_write" = true ]; then
-		fail 3 "config: $p.read_write: read-write mounts need the write-back blob mount, which this version does not have (mount it read-only)"
-	fi
-	if [ -e "$mount_point" ] || [ -L "$mount_point" ]; then
-		fail 3 "config: $p.mount_point: $mount_point already exists (it must be free: the sidecar creates it as a link)"
-	fi
-
-	say info "filesystem $i: $mount_point from $(printf '%s' "$url" | sed 's/?.*/?<query hidden>/')"
-
-	# 1. the image
+	# only whether there is one: the token itself goes through a pipe
+	has_bearer=false
+	[ "$(cfg "$p.key.akv.bearer_token" | wc -c | tr -d ' ')" = 0 ] || has_bearer=true
+	fs="$i ($mount_point)"
 	image=$work/image-$i
-	set -- -o "$image"
-	[ "$private" = true ] && set -- "$@" --private
-	[ -n "$client_id" ] && set -- "$@" --client-id "$client_id"
-	# shellcheck disable=SC2086
-	encfs-fetch $verbose $tls_flags "$@" "$url" || fail $? "filesystem $i: fetching the image failed"
-	push_undo "rm -f '$image'"
-
-	# 2. the key, through pipes only, into 3. the dm-crypt device
 	name=remote-crypt-$i
-	rm -f "$work/failed"
+	pem=$work/wrap-$i.pem
+
+	say info "filesystem $fs: fetch: downloading $(hide_query "$url")"
+	step "$fs" fetch_image
+
+	push_undo "undo_close $(q "$name")"
 	if [ -z "$kid" ]; then
-		# raw_key (a test switch encfs-config has already checked)
-		# shellcheck disable=SC2086
-		{ run_stage encfs-config encfs-config $config_flags get --hex-decode "$p.raw_key"; } |
-			run_stage encfs-dmsetup encfs-dmsetup $verbose open --readonly --key-file - "$image" "$name"
+		say info "filesystem $fs: open: the raw key of the configuration opens /dev/mapper/$name"
+		step "$fs" raw_open
 	else
-		pem=$work/wrap-$i.pem
-		set -- --akv "$akv" --kid "$kid"
-		[ -n "$client_id" ] && set -- "$@" --client-id "$client_id"
-		bearer=$(cfg "$p.key.akv.bearer_token" | wc -c)
-		[ "$bearer" -gt 0 ] && set -- "$@" --bearer-fd 3
-		[ -n "$salt" ] && derive="--salt $salt" || derive=""
-		# shellcheck disable=SC2086
-		cfg "$p.key.akv.bearer_token" | {
-			exec 3<&0 0</dev/null
-			{ run_stage encfs-unwrap encfs-unwrap $verbose keygen --private "$pem"; } |
-				{ run_stage encfs-attest encfs-attest $verbose $tls_flags $attest_flags ${certcache:+"$certcache"} --maa "$authority"; } |
-				{ run_stage encfs-skr encfs-skr $verbose $tls_flags "$@"; } |
-				{ run_stage encfs-unwrap encfs-unwrap $verbose $tls_flags --private "$pem" --akv "$akv" $derive ${label:+--label "$label"}; } |
-				{ run_stage encfs-dmsetup encfs-dmsetup $verbose open --readonly --key-file - "$image" "$name" 3<&-; }
-		}
+		say info "filesystem $fs: attest to $authority, release key $kid from $akv, unwrap, open /dev/mapper/$name"
+		step "$fs" release_and_open
 		rm -f "$pem"
 	fi
-	if [ -s "$work/failed" ]; then
-		read -r stage code <"$work/failed"
-		fail "$code" "filesystem $i: $stage failed (its message is above)"
-	fi
-	push_undo "encfs-dmsetup close '$name'"
+	say info "filesystem $fs: opened /dev/mapper/$name"
 
-	# 4. mount beside the mount point, then link: the link appears atomically, mounted
+	# mount beside the mount point, then link: the link appears at once, already mounted
 	dir=$(dirname "$mount_point")/.filesystem-$i
-	mkdir -p "$dir" || fail 8 "filesystem $i: creating $dir failed"
-	push_undo "rmdir '$dir'"
+	make_dirs "$(dirname "$mount_point")" ||
+		fail 8 "filesystem $fs: mount: creating $(dirname "$mount_point") failed"
+	mkdir "$dir" || fail 8 "filesystem $fs: mount: creating $dir failed (is it left from an earlier run?)"
+	push_undo "undo_rmdir $(q "$dir")"
+	push_undo "undo_umount $(q "$dir")"
 	mount -t ext4 -o ro,noload "/dev/mapper/$name" "$dir" ||
-		fail 8 "filesystem $i: mounting /dev/mapper/$name on $dir failed (check that the image holds ext4)"
-	push_undo "umount '$dir'"
-	ln -s ".filesystem-$i" "$mount_point" || fail 8 "filesystem $i: linking $mount_point failed"
-	push_undo "rm -f '$mount_point'"
-	say info "filesystem $i: mounted at $mount_point"
+		fail 8 "filesystem $fs: mount: mounting /dev/mapper/$name on $dir failed (check that the image holds ext4)"
+	push_undo "undo_link $(q "$mount_point")"
+	ln -s ".filesystem-$i" "$mount_point" || fail 8 "filesystem $fs: link: linking $mount_point failed"
+	say info "filesystem $fs: mounted read-only at $mount_point"
 }
 
 i=0
@@ -216,10 +383,16 @@ while [ "$i" -lt "$count" ]; do
 	mount_one "$i" || fail $? "filesystem $i: reading the configuration failed"
 	i=$((i + 1))
 done
-say info "all $count filesystems mounted"
+if [ "$count" -eq 1 ]; then
+	say info "the filesystem is mounted; waiting for SIGTERM"
+else
+	say info "all $count filesystems are mounted; waiting for SIGTERM"
+fi
 
-# wait for SIGTERM; sleep in the background so the trap runs at once
+# wait for a signal; sleep in the background so that the trap runs at once
 while :; do
 	sleep 3600 &
-	wait $! || :
+	sleeping=$!
+	wait "$sleeping"
+	sleeping=""
 done

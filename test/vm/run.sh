@@ -12,7 +12,16 @@
 #   --smp N            guest CPUs (default 2)
 #   --timeout SEC      kill a guest still running after SEC seconds (default $ENCFS_VM_TIMEOUT or 600)
 #   --no-install       do not put this tree's `make install` into the guest
+#   --forward PORT     give the guest eth0 (10.0.2.15/24), on which 10.0.2.100:PORT reaches
+#                      127.0.0.1:PORT of this network namespace, and nothing else (repeatable)
+#   --host NAME        NAME resolves to 10.0.2.100 in the guest (/etc/hosts; repeatable)
+#   --live             show the script's stdout as it comes (default: when the guest has finished)
 #   --prepare          only download and cache the kernel and modules, then exit
+#
+# Networking (--forward): qemu user networking with restrict=on, whose only way out is one
+# guestfwd rule per PORT, each connection relayed by `busybox nc 127.0.0.1 PORT` run by qemu; the
+# guest cannot reach any other address, and what it reaches is on 127.0.0.1.  Run it inside a
+# network namespace of the test's own (test/e2e/netns.sh) with the services it needs there.
 #
 # The script runs as root under dash (/bin/sh) in /tmp of the guest, with the disks, the files, the
 # installed tools in /usr/bin and test/lib.sh + test/vm/guest.sh under $ENCFS_SRC (= /encfs);
@@ -59,14 +68,15 @@ die() {
 }
 usage() { # usage [STATUS]: the synopsis, on stderr unless asked for
 	if [ "${1:-2}" -eq 0 ]; then
-		sed -n '5,15p' "$0" | sed 's/^# \{0,1\}//'
+		sed -n '5,19p' "$0" | sed 's/^# \{0,1\}//'
 	else
-		sed -n '5,15p' "$0" | sed 's/^# \{0,1\}//' >&2
+		sed -n '5,19p' "$0" | sed 's/^# \{0,1\}//' >&2
 	fi
 	exit "${1:-2}"
 }
 
 disks="" ndisks=0 files="" envs="" mem=512 smp=2 timeout=$ENCFS_VM_TIMEOUT install=1 prepare=0
+forwards="" hosts="" live=0
 nl='
 '
 while [ $# -gt 0 ]; do
@@ -96,6 +106,20 @@ while [ $# -gt 0 ]; do
 	--smp) [ $# -ge 2 ] || usage; smp=$2; shift 2 ;;
 	--timeout) [ $# -ge 2 ] || usage; timeout=$2; shift 2 ;;
 	--no-install) install=0; shift ;;
+	--live) live=1; shift ;;
+	--forward)
+		[ $# -ge 2 ] || usage
+		case $2 in '' | *[!0-9]* | ??????*) die "--forward wants a port number, got $2" ;; esac
+		if [ "$2" -lt 1 ] || [ "$2" -gt 65535 ]; then die "--forward wants a port number, got $2"; fi
+		forwards="$forwards $2"
+		shift 2
+		;;
+	--host)
+		[ $# -ge 2 ] || usage
+		case $2 in '' | -* | *[!A-Za-z0-9.-]*) die "--host wants a host name, got $2" ;; esac
+		hosts="$hosts $2"
+		shift 2
+		;;
 	--prepare) prepare=1; shift ;;
 	-h | --help) usage 0 ;;
 	--) shift; break ;;
@@ -216,9 +240,12 @@ if [ -n "$ENCFS_VM_KEEP" ]; then
 else
 	trap 'rm -rf "$w"' EXIT
 fi
-trap 'exit 129' HUP
-trap 'exit 130' INT
-trap 'exit 143' TERM
+qpid=""
+# shellcheck disable=SC2317 # called from the traps
+stop_qemu() { [ -z "$qpid" ] || kill "$qpid" 2>/dev/null; }
+trap 'stop_qemu; exit 129' HUP
+trap 'stop_qemu; exit 130' INT
+trap 'stop_qemu; exit 143' TERM
 
 # --- initramfs parts -------------------------------------------------------------------------
 add_file() { # add_file STAGE SRC DEST
@@ -348,6 +375,14 @@ EOF
 	for a in "$@"; do printf ' %s' "$(q "$a")"; done
 	echo
 } >"$run/etc/vm/env"
+if [ -n "$forwards" ]; then
+	# init configures eth0 from this; names resolve from /etc/hosts only (no DNS server exists)
+	echo "10.0.2.15/24" >"$run/etc/vm/net"
+	printf '127.0.0.1 localhost\n' >"$run/etc/hosts"
+	# shellcheck disable=SC2086 # a list of host names
+	[ -z "$hosts" ] || printf '10.0.2.100 %s\n' $hosts >>"$run/etc/hosts"
+	printf 'hosts: files\n' >"$run/etc/nsswitch.conf"
+fi
 mkcpio "$run" "$w/run.cpio"
 cat "$w/proj.cpio" "$w/run.cpio" >>"$w/initrd"
 rm -f "$w/proj.cpio" "$w/run.cpio"
@@ -393,6 +428,16 @@ while IFS='|' read -r f ro; do
 done <<EOF
 $disks
 EOF
+if [ -n "$forwards" ]; then
+	# The guest's only link: user networking that routes nothing (restrict=on) but these forwards,
+	# each guest connection relayed to 127.0.0.1:PORT by a busybox nc that qemu starts for it.
+	nc_prog=$(command -v busybox)
+	netdev=user,id=net0,restrict=on,net=10.0.2.0/24,host=10.0.2.2
+	for p in $forwards; do
+		netdev="$netdev,guestfwd=tcp:10.0.2.100:$p-cmd:$nc_prog nc 127.0.0.1 $p"
+	done
+	set -- "$@" -netdev "$netdev" -device virtio-net-pci,netdev=net0
+fi
 for f in console stdout stderr status; do : >"$w/$f"; done
 t_boot=$(date +%s.%N)
 qrc=0
@@ -402,11 +447,16 @@ timeout -k 10 "$timeout" qemu-system-x86_64 -nodefaults -no-user-config -display
 	-kernel "$kdir/vmlinuz" -initrd "$w/initrd" \
 	-append "console=ttyS0 panic=-1 quiet loglevel=4 rdinit=/init mitigations=off" \
 	-serial "file:$w/console" -serial "file:$w/stdout" -serial "file:$w/stderr" -serial "file:$w/status" \
-	"$@" </dev/null >"$w/qemu.log" 2>&1 || qrc=$?
+	"$@" </dev/null >"$w/qemu.log" 2>&1 &
+qpid=$!
+# --live: follow the script's stdout until qemu has ended (tail then prints the rest and exits)
+[ $live -eq 0 ] || tail -n +1 -f --pid="$qpid" "$w/stdout" | sed -u 's/\r$//'
+wait "$qpid" || qrc=$?
+qpid=""
 t_end=$(date +%s.%N)
 
 tr -d '\r' <"$w/stdout" >"$w/stdout.txt"
-cat "$w/stdout.txt"
+[ $live -eq 1 ] || cat "$w/stdout.txt"
 guest_out=$w/stdout.txt
 tr -d '\r' <"$w/stderr" >&2
 status=$(tr -d '\r' <"$w/status" | tail -1)

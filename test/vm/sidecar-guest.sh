@@ -1,0 +1,268 @@
+#!/bin/sh
+# Runs inside the test VM for test/vm-sidecar.t: encfs.sh, the sidecar, as a confidential
+# container runs it, against the fake Azure services of the host's network namespace (reached
+# through run.sh --forward under their test host names).  TAP on stdout.  Each scenario's
+# configuration is /vm/files/cfg/NAME (EncfsSideCarArgs, base64).  What the host checks after the
+# boot (the trace log, the process list and environment sampled during a start) goes into a tar
+# archive on the disk export.img.
+# shellcheck disable=SC1091,SC2154 # the harness puts these under $ENCFS_SRC in the guest; run sets out, err, rc
+. "$ENCFS_SRC/test/lib.sh"
+. "$ENCFS_SRC/test/vm/guest.sh"
+
+F=/vm/files
+TEXT="This is a file inside the filesystem."
+export UVM_SECURITY_CONTEXT_DIR=$F/ctx
+export ENCFS_IMDS_ENDPOINT="http://10.0.2.100:$IMDS_PORT"
+X=/tmp/export
+mkdir -p "$X/procs"
+export_dev=$(vm_disk export.img) || bail "no export.img disk"
+
+args() { cat "$F/cfg/$1"; }
+# sidecar [OPTION]...: encfs.sh as the tests run it (test CA, fake SNP report); started in the
+# background (exec: its pid is the sidecar's, and kill sends it the signal).  run_sidecar: in the foreground,
+# for at most 300 s.
+sidecar() { exec encfs.sh --cacert "$F/ca.pem" --fake-report "$@"; }
+run_sidecar() { run timeout 300 encfs.sh --cacert "$F/ca.pem" --fake-report "$@"; }
+
+# connections: TCP connections this guest has opened so far (any process, any address)
+connections() { awk '$1 == "Tcp:" && $6 ~ /^[0-9]+$/ {print $6}' /proc/net/snmp; }
+
+# What a sidecar may leave behind: mounts from dm devices, dm devices, loop devices, dm-crypt keys
+# in the keyrings (unlinked keys are collected by the kernel a moment later: wait up to 3 s for
+# that), anything under /mnt, work directories, tools still running.
+leftovers() {
+	_i=0
+	while grep -q 'logon.*cryptsetup:' /proc/keys && [ $_i -lt 30 ]; do
+		sleep 0.1
+		_i=$((_i + 1))
+	done
+	printf 'mounts:[%s] dm:[%s] loop:[%s] keys:[%s] mnt:[%s] work:[%s] procs:[%s]' \
+		"$(grep '^/dev/mapper/' /proc/mounts | cut -d' ' -f1,2 | tr '\n' ' ')" \
+		"$(dmsetup ls 2>/dev/null | grep -v '^No devices found' | cut -f1 | tr '\n' ' ')" \
+		"$(losetup -a | tr '\n' ' ')" \
+		"$(grep 'logon' /proc/keys | sed 's/.* logon *//' | tr '\n' ' ')" \
+		"$(find /mnt -mindepth 1 | tr '\n' ' ')" \
+		"$(find /dev/shm /tmp -maxdepth 1 -name 'encfs.*' | tr '\n' ' ')" \
+		"$(cat /proc/[0-9]*/comm 2>/dev/null | grep '^encfs' | tr '\n' ' ')"
+}
+NOTHING="mounts:[] dm:[] loop:[] keys:[] mnt:[] work:[] procs:[]"
+# nothing_left DESCRIPTION: checks, then clears what is left so that one failure does not spill
+nothing_left() {
+	is "$(leftovers)" "$NOTHING" "$1: nothing is left behind"
+	grep '^/dev/mapper/' /proc/mounts | cut -d' ' -f2 | while read -r _m; do umount "$_m"; done
+	for _d in $(dmsetup ls 2>/dev/null | grep -v '^No devices found' | cut -f1); do
+		dmsetup remove --force "$_d" >/dev/null 2>&1
+	done
+	losetup -D 2>/dev/null
+	find /mnt -mindepth 1 -maxdepth 1 -exec rm -rf {} +
+	rm -rf /dev/shm/encfs.* /tmp/encfs.*
+}
+# errors TEXT: the lines of TEXT that are not warnings or info
+errors() { printf '%s\n' "$1" | grep -v -E -e '^[a-z.-]*: (warning|info|debug|trace): ' -e '^$'; }
+
+# fails NAME STATUS TEXT DESCRIPTION [encfs.sh OPTION]...: the sidecar, started with configuration
+# NAME, fails with STATUS and one error line holding TEXT, and leaves nothing behind.
+# refused NAME STATUS TEXT DESCRIPTION [encfs.sh OPTION]...: the same, and the sidecar has not
+# opened a single connection.
+refused() {
+	_offline=1
+	fails "$@"
+	_offline=0
+}
+_offline=0
+fails() {
+	_name=$1 _want=$2 _text=$3 _what=$4
+	shift 4
+	_c0=$(connections)
+	EncfsSideCarArgs=$(args "$_name") run_sidecar "$@"
+	_c1=$(connections)
+	is "$rc" "$_want" "$_what: exit $_want"
+	is "$(errors "$err" | wc -l)" 1 "$_what: one error line"
+	like "$(errors "$err")" "$_text" "$_what: the error says so"
+	[ "$rc" = "$_want" ] || diag "stderr: $err"
+	if [ "$_offline" = 1 ]; then
+		is "$((_c1 - _c0))" 0 "$_what: refused before any connection"
+	fi
+	nothing_left "$_what"
+}
+
+# wait_for PID PATH...: until every PATH exists (a link to a mounted filesystem), or the sidecar
+# PID ended; at most 300 s
+wait_for() {
+	_pid=$1
+	shift
+	_i=0
+	while [ $_i -lt 3000 ] && kill -0 "$_pid" 2>/dev/null; do
+		_all=1
+		for _p in "$@"; do [ -e "$_p" ] || _all=0; done
+		[ $_all -eq 0 ] || return 0
+		sleep 0.1
+		_i=$((_i + 1))
+	done
+	return 1
+}
+# wait_log FILE TEXT: until FILE has TEXT (at most 30 s)
+wait_log() {
+	_i=0
+	while [ $_i -lt 300 ] && ! grep -q -F "$2" "$1" 2>/dev/null; do
+		sleep 0.1
+		_i=$((_i + 1))
+	done
+}
+# wait_file GLOB: until a file matching GLOB exists (at most 300 s)
+wait_file() {
+	_i=0
+	while [ $_i -lt 3000 ]; do
+		for _f in $1; do [ -e "$_f" ] && return 0; done
+		sleep 0.1
+		_i=$((_i + 1))
+	done
+	return 1
+}
+# stop PID DESCRIPTION [SECONDS]: SIGTERM, then the sidecar ends with 0 within SECONDS (60) and
+# leaves nothing
+stop() {
+	kill -TERM "$1"
+	_t0=$(vm_now)
+	_rc=0
+	wait "$1" || _rc=$?
+	_t1=$(vm_now)
+	is "$_rc" 0 "$2: SIGTERM: exit 0"
+	ok "$(awk -v a="$_t0" -v b="$_t1" -v l="${3:-60}" 'BEGIN {print (b - a < l) ? 0 : 1}')" \
+		"$2: SIGTERM: stopped in $(awk -v a="$_t0" -v b="$_t1" 'BEGIN {printf "%.1f", b - a}') s"
+	nothing_left "$2: SIGTERM"
+}
+
+# sample_procs: until /tmp/stop-sampling exists, the command line and environment of every process,
+# whenever a new one appears, into $X/procs (the host looks there for keys and tokens)
+# (a process is known by its pid and name, which changes when it executes a program: shell
+# builtins only, but for the copies, so that the sampling does not slow the start much)
+sample_procs() {
+	while [ ! -e /tmp/stop-sampling ]; do
+		for _d in /proc/[0-9]*; do
+			read -r _comm 2>/dev/null <"$_d/comm" || continue
+			case $_comm in */* | kworker* | ksoftirq* | migration* | rcu_* | cpuhp* | idle_inject*) continue ;; esac
+			_n=${_d#/proc/}-$_comm
+			[ -e "$X/procs/$_n.cmdline" ] && continue
+			cat "$_d/cmdline" >"$X/procs/$_n.cmdline" 2>/dev/null
+			cat "$_d/environ" >"$X/procs/$_n.environ" 2>/dev/null
+		done
+		sleep 0.05
+	done
+}
+
+ok "$(command -v encfs.sh >/dev/null && [ -x /usr/bin/encfs-fetch ] && echo 0 || echo 1)" \
+	"make install put encfs.sh and the tools in /usr/bin"
+is "$(ip -o -4 addr show eth0 | awk '{print $4}') $(ip route | tr -s ' \n' '  ')" \
+	"10.0.2.15/24 10.0.2.0/24 dev eth0 scope link src 10.0.2.15 " \
+	"the guest's link: 10.0.2.15/24, no default route"
+if printf 'GET / HTTP/1.0\r\n\r\n' | timeout 5 nc 10.0.2.2 "$IMDS_PORT" >/dev/null 2>&1; then
+	reach=yes
+else
+	reach=no
+fi
+is "$reach" no "the host side is reachable only through the forwards (not at 10.0.2.2)"
+is "$(leftovers)" "$NOTHING" "a clean guest to start with"
+
+# --- refusals before anything is done --------------------------------------------------------
+refused badconfig 3 "encfs-config: config: azure_filesystems[0].mount_point" "a relative mount point"
+refused readwrite 3 "encfs.sh: config: azure_filesystems[1].read_write: read-write mounts need the write-back" \
+	"read_write: true"
+refused raw 3 "raw_key" "raw_key without --allow-raw-key"
+mkdir -p /mnt/remote/share
+EncfsSideCarArgs=$(args ok) run_sidecar
+is "$rc:$(errors "$err")" \
+	"3:encfs.sh: config: azure_filesystems[0].mount_point: /mnt/remote/share already exists (it must be free: the sidecar creates it as a link)" \
+	"a mount point that exists: exit 3, one line"
+is "$(find /mnt | tr '\n' ' ')" "/mnt /mnt/remote /mnt/remote/share " "a mount point that exists: it is left alone"
+rm -rf /mnt/remote
+EncfsSideCarArgs=$(args ok) run_sidecar --bogus
+is "$rc:$(errors "$err" | head -n 1)" "2:usage: encfs.sh [-v] [--allow-raw-key] [--allow-http] [--fake-report] [--cacert file]" \
+	"an unknown option: exit 2 and the usage"
+
+# --- failures half way: each undoes everything -----------------------------------------------
+fails missing 3 "encfs.sh: filesystem 0 (/mnt/missing): fetch: encfs-fetch: " "a blob that does not exist"
+like "$err" "404" "a blob that does not exist: the error shows the 404"
+fails denied 5 "encfs.sh: filesystem 1 (/mnt/remote/second): release: encfs-skr: releasing key deniedkey" \
+	"a release policy the VM does not meet (the first filesystem was mounted)"
+like "$err" "HTTP 403" "a release policy the VM does not meet: the vault's 403"
+fails wrongkey 7 "encfs.sh: filesystem 0 (/mnt/wrong): open: encfs-dmsetup: " \
+	"a released key that does not open the image"
+
+# --- raw_key, with the upstream positional arguments -----------------------------------------
+sidecar --allow-raw-key "$(args raw)" /tmp/raw.log info >/tmp/raw.out 2>/tmp/raw.err &
+pid=$!
+wait_for "$pid" /mnt/raw/test.txt
+wait_log /tmp/raw.log "mounted read-only at /mnt/raw"
+is "$(cat /mnt/raw/test.txt 2>&1)" "$TEXT" "raw_key with --allow-raw-key: the file reads back"
+is "$(cat /mnt/raw/which.txt 2>&1)" "raw" "raw_key: it is the raw key's image"
+like "$(cat /tmp/raw.log 2>&1)" "encfs.sh: info: filesystem 0 (/mnt/raw): mounted read-only at /mnt/raw" \
+	"LogFile and LogLevel given as arguments are used"
+is "$(stat -c %a /tmp/raw.log)" 600 "the log file is mode 0600"
+stop "$pid" "raw_key"
+rm -f /tmp/raw.log
+
+# --- the success path: two filesystems, oct-HSM from a Key Vault, RSA-HSM from a Managed HSM --
+rm -f /tmp/stop-sampling
+sample_procs &
+sampler=$!
+t0=$(vm_now)
+EncfsSideCarArgs=$(args ok) LogLevel=trace LogFile=$X/sidecar.log sidecar >/tmp/ok.out 2>/tmp/ok.err &
+pid=$!
+wait_for "$pid" /mnt/remote/share/test.txt /mnt/remote/rsa/test.txt
+t1=$(vm_now)
+touch /tmp/stop-sampling
+wait "$sampler"
+diag "two filesystems mounted in $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}') s"
+is "$(cat /mnt/remote/share/test.txt 2>&1)" "$TEXT" "oct-HSM: the file reads back through the link"
+is "$(cat /mnt/remote/share/which.txt 2>&1)" "oct" "oct-HSM: it is the oct-HSM key's image"
+is "$(cat /mnt/remote/rsa/test.txt 2>&1)" "$TEXT" "RSA-HSM: the file reads back through the link"
+is "$(cat /mnt/remote/rsa/which.txt 2>&1)" "rsa" "RSA-HSM: it is the RSA-HSM key's image (HKDF-derived key)"
+is "$(readlink /mnt/remote/share) $(readlink /mnt/remote/rsa)" ".filesystem-0 .filesystem-1" \
+	"mount_point is a link to <mount_point>/../.filesystem-N"
+is "$(grep ' /mnt/remote/.filesystem-' /proc/mounts | cut -d' ' -f1-3 | tr '\n' ' ')" \
+	"/dev/mapper/remote-crypt-0 /mnt/remote/.filesystem-0 ext4 /dev/mapper/remote-crypt-1 /mnt/remote/.filesystem-1 ext4 " \
+	"ext4 from /dev/mapper/remote-crypt-N at .filesystem-N"
+like "$(grep ' /mnt/remote/.filesystem-0 ' /proc/mounts | cut -d' ' -f4)," "ro," "mounted read-only"
+is "$(blockdev --getro /dev/mapper/remote-crypt-0) $(blockdev --getro /dev/mapper/remote-crypt-1)" "1 1" \
+	"the dm-crypt devices are read-only"
+touch /mnt/remote/share/new 2>/dev/null
+is "$?" 1 "a write is refused"
+like "$(dmsetup table remote-crypt-0)" " crypt aes-xts-plain64 " "a dm-crypt table"
+is "$(grep -c 'logon.*cryptsetup:' /proc/keys)" 0 "no volume key is left in a keyring while mounted"
+work=$(find /dev/shm -maxdepth 1 -name 'encfs.*')
+is "$(stat -c %a "$work" 2>&1) $(find "$work" -mindepth 1 | sed 's|.*/||' | sort | tr '\n' ' ')" "700 image-0 image-1 " \
+	"the work directory (mode 0700) holds the images and no wrapping key"
+is "$(errors "$(cat /tmp/ok.err)")" "" "no error line"
+stop "$pid" "two filesystems"
+like "$(cat /tmp/ok.err)" "encfs.sh: debug: undo: undo_close 'remote-crypt-0'" "the stop is logged, step by step"
+
+# --- SIGTERM at any moment -------------------------------------------------------------------
+# early: as soon as the first filesystem's image is being downloaded
+EncfsSideCarArgs=$(args ok) sidecar >/tmp/t1.out 2>/tmp/t1.err &
+pid=$!
+wait_file "/dev/shm/encfs.*/image-0"
+stop "$pid" "early in the start"
+# while the key is released: the vault holds the release of slowkey for 120 s, the sidecar must
+# not wait for it
+EncfsSideCarArgs=$(args slow) sidecar >/tmp/t2.out 2>/tmp/t2.err &
+pid=$!
+wait_file "/dev/shm/encfs.*/wrap-0.pem"
+c0=$(connections)
+i=0
+while [ "$(connections)" -lt $((c0 + 3)) ] && [ $i -lt 300 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+sleep 1
+stop "$pid" "during the key release" 30
+# with the first filesystem mounted, the second one downloading
+EncfsSideCarArgs=$(args ok) sidecar >/tmp/t3.out 2>/tmp/t3.err &
+pid=$!
+wait_file "/dev/shm/encfs.*/image-1"
+ok "$([ -L /mnt/remote/share ] && echo 0 || echo 1)" "the first filesystem is mounted when the second starts"
+stop "$pid" "between two filesystems"
+
+# what the host checks: the trace log, the processes seen
+tar -cf "$export_dev" -C "$X" . || bail "cannot write the export disk"
+done_testing
