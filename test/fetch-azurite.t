@@ -61,6 +61,7 @@ for b in dense sparse empty block; do
 done
 check "https bearer, user-assigned identity" sparse --client-id 11111111-2222-3333-4444-555555555555 \
 	--cacert "$CA" "$https_ep/priv/sparse"
+check "https bearer, upper-case scheme" sparse --private --cacert "$CA" "HTTPS${https_ep#https}/priv/sparse"
 ENCFS_CA_BUNDLE=$CA
 export ENCFS_CA_BUNDLE
 check "https SAS, ENCFS_CA_BUNDLE, -j 1" dense -j 1 "$(blobjs sas "$https_ep" priv dense)"
@@ -118,6 +119,15 @@ unlike "$err" "$sig" "the error does not show the SAS signature"
 like "$err" "check the SAS token" "the error says what to check"
 ok "$([ ! -e "$T/nope" ] && echo 0 || echo 1)" "no output file after a failure"
 is "$(printf '%s\n' "$err" | wc -l)" 1 "the error is one line"
+
+# transport failures: curl's own words must not carry the query string either
+run encfs-fetch -v -v --allow-http --deadline 1 "http://127.0.0.1:1/$AZ_ACCOUNT/priv/dense?${sas#*\?}" -o "$T/nope"
+is "$rc" 4 "a SAS URL whose endpoint is down is exit 4"
+unlike "$err" "$sig" "  no SAS signature in any message"
+unlike "$err" "sig=" "  no sig= in any message"
+run encfs-fetch -v -v --allow-http "$(printf '%s' "$sas" | sed 's|^http://127.0.0.1:[0-9]*/|http://127.0.0.1:99999/|')" -o "$T/nope"
+is "$rc" 2 "a SAS URL with a bad port is a usage error"
+unlike "$err" "$sig" "  the error does not show the SAS signature"
 
 run encfs-fetch --allow-http "$http_ep/priv/dense" -o "$T/nope"
 is "$rc" 5 "a private blob without credentials is denied (exit 5)"

@@ -83,6 +83,24 @@ sum=$(encfs-fetch --allow-http "$ep/pub/sparse" 2>"$T/err" | sha256sum | cut -d'
 is "$rc:$sum" "0:$(sha256 "$T/sparse")" "stdout exact from a paged page list"
 is "$(stat_of by_kind.pagelist.requests)" 3 "three page list requests"
 
+# ranges start while the rest of the page list is still coming: the third page is held 3 s
+proxy_ctl DELETE /_fault >/dev/null
+proxy_ctl DELETE /_stats >/dev/null
+fault '{"kind":"pagelist","action":"paginate","page":1,"delay_page":2,"delay":3,"count":-1}'
+rm -f "$T/got"
+encfs-fetch --allow-http -o "$T/got" "$ep/pub/sparse" 2>"$T/err" &
+pid=$!
+i=0
+while [ "$(stat_of pending_delays)" -eq 0 ] && [ $i -lt 100 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+sleep 1
+is "$(stat_of by_kind.range.requests)" 2 "the ranges of the first two pages are fetched while the third page is awaited"
+rc=0
+wait $pid || rc=$?
+is "$rc:$(sha256 "$T/got" 2>/dev/null)" "0:$(sha256 "$T/sparse")" "  and the file is exact"
+
 # 403: one clear error, no retries
 proxy_ctl DELETE /_fault >/dev/null
 proxy_ctl DELETE /_stats >/dev/null
@@ -133,5 +151,110 @@ for mode in file stdout; do
 		ok "$([ "$(stat -c %s "$T/stdout")" -lt $((70 * MiB)) ] && echo 0 || echo 1)" "stdout: the stream stops short (the consumer sees the failure)"
 	fi
 done
+
+# --force never destroys the old file before the new one is complete: it downloads next to it and
+# renames over it only at the end
+mkdir -p "$T/d"
+proxy_ctl DELETE /_fault >/dev/null
+fault '{"kind":"range","action":"status","status":403,"count":-1}'
+echo old >"$T/d/img"
+run encfs-fetch --allow-http --force -o "$T/d/img" "$ep/pub/dense"
+is "$rc:$(cat "$T/d/img")" "5:old" "--force and a failed download: the old file is untouched"
+is "$(ls -A "$T/d")" img "  and no temporary file is left"
+proxy_ctl DELETE /_fault >/dev/null
+run encfs-fetch --allow-http --force -o "$T/d/img" "$ep/pub/dense"
+is "$rc:$(sha256 "$T/d/img")" "0:$want" "--force and a good download: the file is replaced"
+is "$(ls -A "$T/d"):$(stat -c %a "$T/d/img")" img:600 "  mode 0600, no temporary file left"
+
+# SIGTERM/SIGINT mid-download: no partial file; with --force the old file stays
+for sig in TERM INT; do
+	for force in "" --force; do
+		proxy_ctl DELETE /_fault >/dev/null
+		proxy_ctl DELETE /_stats >/dev/null
+		fault '{"kind":"range","action":"delay","delay":4,"count":1,"skip":1}'
+		rm -f "$T/d/img"
+		[ -n "$force" ] && echo old >"$T/d/img"
+		encfs-fetch -j 1 --allow-http $force -o "$T/d/img" "$ep/pub/dense" 2>"$T/err" &
+		pid=$!
+		i=0
+		while [ "$(stat_of pending_delays)" -eq 0 ] && [ $i -lt 100 ]; do
+			sleep 0.1
+			i=$((i + 1))
+		done
+		kill -s $sig $pid
+		rc=0
+		wait $pid || rc=$?
+		if [ -n "$force" ]; then
+			is "$rc:$(cat "$T/d/img")" "8:old" "SIG$sig with --force: exit 8, the old file is untouched"
+			is "$(ls -A "$T/d")" img "  and no temporary file is left"
+		else
+			is "$rc:$(ls -A "$T/d")" "8:" "SIG$sig: exit 8, no output file left"
+		fi
+		like "$(cat "$T/err")" "interrupted by a signal" "  the error says why"
+	done
+done
+
+# to standard output there is nothing to clean up: SIGTERM ends the tool at once, even while it
+# waits for a reader that does not read
+proxy_ctl DELETE /_fault >/dev/null
+mkfifo "$T/fifo"
+"$PYTHON" -c "import time; time.sleep(20)" <"$T/fifo" &
+reader=$!
+encfs-fetch --allow-http "$ep/pub/dense" >"$T/fifo" 2>"$T/err" &
+pid=$!
+sleep 2
+kill -s TERM $pid
+i=0
+while kill -0 $pid 2>/dev/null && [ $i -lt 30 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+ok "$(kill -0 $pid 2>/dev/null && echo 1 || echo 0)" "stdout: SIGTERM ends the tool while its reader stalls"
+kill $pid $reader 2>/dev/null
+wait $pid 2>/dev/null
+wait $reader 2>/dev/null
+
+# a reader that pauses longer than --timeout is not a stalled download: here the second range is
+# held 4 s at the proxy while the reader sleeps 3 s; what counts is 1 s of waiting, not 4
+proxy_ctl DELETE /_fault >/dev/null
+fault '{"kind":"range","action":"delay","delay":4,"count":1,"skip":1}'
+rc=0
+sum=$(encfs-fetch -v --allow-http --timeout 2 "$ep/pub/dense" 2>"$T/err" | { sleep 3; sha256sum; } | cut -d' ' -f1) || rc=$?
+is "$rc:$sum" "0:$want" "stdout: a reader pausing past --timeout still gets the exact bytes"
+unlike "$(cat "$T/err")" "nothing received" "  and no request was cut as stalled"
+
+# a range that makes progress on every attempt is not "failing for --deadline"
+proxy_ctl DELETE /_fault >/dev/null
+fault '{"kind":"range","action":"cut","after":1048576,"count":7}'
+fetch -j 1 --deadline 2 "$ep/pub/dense"
+is "$rc:$(sha256 "$T/got" 2>/dev/null)" "0:$want" "seven cuts of one range, each after progress, within --deadline 2"
+
+# hostile or broken page list responses
+proxy_ctl DELETE /_fault >/dev/null
+fault '{"kind":"pagelist","action":"header","drop":["ETag"]}'
+fetch "$ep/pub/sparse"
+is "$rc" 4 "a page list response without ETag is refused (exit 4)"
+like "$err" "no ETag" "  the error says so"
+ok "$([ ! -e "$T/got" ] && echo 0 || echo 1)" "  no output file"
+proxy_ctl DELETE /_fault >/dev/null
+proxy_ctl DELETE /_stats >/dev/null
+fault '{"kind":"pagelist","action":"paginate","loop":["same"],"count":-1}'
+fetch "$ep/pub/sparse"
+is "$rc" 4 "a service repeating its continuation marker is refused (exit 4)"
+like "$err" "the same continuation marker" "  the error says so"
+is "$(stat_of by_kind.pagelist.requests)" 2 "  after two page list requests"
+proxy_ctl DELETE /_fault >/dev/null
+proxy_ctl DELETE /_stats >/dev/null
+fault '{"kind":"pagelist","action":"paginate","loop":["a","b","c"],"count":-1}'
+fetch "$ep/pub/sparse"
+is "$rc" 4 "a service cycling through continuation markers is refused (exit 4)"
+like "$err" "continuation" "  the error says so"
+n=$(stat_of by_kind.pagelist.requests)
+ok "$([ "$n" -le 1100 ] && echo 0 || echo 1)" "  after a bounded number of requests ($n)"
+proxy_ctl DELETE /_fault >/dev/null
+fault '{"kind":"head","action":"header","set":{"ETag":"\"0x8D\u001b[2J\""}}'
+fetch "$ep/pub/sparse"
+is "$rc" 4 "an ETag with control characters is refused (exit 4)"
+like "$err" "no usable ETag" "  the error says so"
 
 done_testing

@@ -53,4 +53,22 @@ sum=$(encfs-fetch --allow-http "$ep/pub/sparse" 2>"$T/err" | sha256sum | cut -d'
 is "$rc:$sum" "0:$want" "stdout: the 1 GiB stream (holes as zeros) is exact"
 is "$(json_get "$(proxy_ctl GET /_stats)" by_kind.range.body_bytes)" $((64 * MiB)) "stdout: 64 MiB transferred"
 
+# memory stays bounded (man page: under 60 MiB into a file, under 120 MiB to stdout with -j 8),
+# far below the blob's 1 GiB
+if grep -q __asan_init "$(command -v encfs-fetch)"; then
+	skip "built with AddressSanitizer: its shadow memory says nothing about ours"
+	skip "built with AddressSanitizer"
+elif [ -x /usr/bin/time ]; then
+	/usr/bin/time -f %M -o "$T/rss" encfs-fetch --allow-http -o "$T/got" "$ep/pub/sparse" 2>"$T/err"
+	rss=$(tail -n 1 "$T/rss")
+	ok "$([ "$rss" -lt $((64 * 1024)) ] && echo 0 || echo 1)" "-o: peak memory ${rss} KiB, under 64 MiB"
+	rm -f "$T/got"
+	/usr/bin/time -f %M -o "$T/rss" encfs-fetch --allow-http "$ep/pub/sparse" 2>"$T/err" >/dev/null
+	rss=$(tail -n 1 "$T/rss")
+	ok "$([ "$rss" -lt $((128 * 1024)) ] && echo 0 || echo 1)" "stdout: peak memory ${rss} KiB, under 128 MiB"
+else
+	skip "GNU time missing"
+	skip "GNU time missing"
+fi
+
 done_testing

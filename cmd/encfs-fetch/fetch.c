@@ -16,6 +16,9 @@
 
 #define MAX_HEADER_BLOCK (16u << 10)
 #define MAX_RANGES_PER_SEGMENT (FETCH_SEGMENT_SIZE / (2 * PAGE_SIZE_BYTES) + 1)
+/* Get Page Ranges responses for one segment: a well-behaved service needs a few (maxresults is
+ * 10000 ranges, a segment holds at most 524288); a hostile one could send markers forever */
+#define MAX_PAGELIST_PAGES 1024
 
 /* --- small helpers ------------------------------------------------------------------------ */
 
@@ -47,6 +50,28 @@ int fetch_parse_content_range(const char *v, uint64_t *a, uint64_t *b, uint64_t 
 	    parse_u64(slash + 1, slash + 1 + strlen(slash + 1), total) != 0)
 		return -1;
 	return *a <= *b && *b < *total ? 0 : -1;
+}
+
+void fetch_hide_query(char *msg, size_t size, const char *url)
+{
+	const char *q = strchr(url, '?');
+	if (!q || !q[1] || size == 0)
+		return;
+	q++;
+	size_t qn = strcspn(q, "#");
+	static const char hidden[] = "<query hidden>";
+	for (char *at = msg; (at = strstr(at, q)) != NULL;) {
+		/* the query is longer than the marker that replaces it: the message only shrinks */
+		size_t tail = strlen(at + qn);
+		if (qn >= sizeof hidden - 1) {
+			memcpy(at, hidden, sizeof hidden - 1);
+			memmove(at + sizeof hidden - 1, at + qn, tail + 1);
+			at += sizeof hidden - 1;
+		} else {
+			memset(at, '*', qn);
+			at += qn;
+		}
+	}
 }
 
 int fetch_check_url(const char *url, int allow_http, struct err *e)
@@ -153,6 +178,16 @@ static const char *auth_hint(const struct fetch_config *cfg)
 
 /* --- Get Blob Properties ------------------------------------------------------------------ */
 
+/* Visible ASCII and spaces only: the ETag goes into a header line and into messages, where a
+ * control character could end the line or drive the terminal. */
+static int printable(const char *s)
+{
+	for (; *s; s++)
+		if (*s < 0x20 || *s > 0x7e)
+			return 0;
+	return 1;
+}
+
 int blob_get_info(const struct fetch_config *cfg, struct blob_info *info, struct err *e)
 {
 	char shown[512], code[128], v[256];
@@ -187,7 +222,7 @@ int blob_get_info(const struct fetch_config *cfg, struct blob_info *info, struct
 		ret = err_set(e, EXIT_NETWORK, "reading the blob's properties: %s: no valid Content-Length "
 			      "in the response (check the endpoint)", shown);
 	} else if (!http_header(rs.headers, "ETag", info->etag, sizeof info->etag) || !info->etag[0] ||
-		   strlen(info->etag) >= sizeof info->etag - 1 || strpbrk(info->etag, "\r\n")) {
+		   strlen(info->etag) >= sizeof info->etag - 1 || !printable(info->etag)) {
 		ret = err_set(e, EXIT_NETWORK, "reading the blob's properties: %s: no usable ETag in the "
 			      "response (check the endpoint)", shown);
 	} else if (!http_header(rs.headers, "x-ms-blob-type", info->type, sizeof info->type) ||
@@ -217,11 +252,14 @@ struct slot {
 	uint64_t start, end; /* bytes asked for (pagelist: the segment) */
 	uint64_t seq;        /* order handed out, for streaming */
 	uint64_t done;       /* bytes of the range received and stored, over all attempts */
+	uint64_t done_before; /* done when this attempt started: more is progress */
 	int checked;         /* this attempt's response headers were checked */
-	enum { BAD_NONE, BAD_ETAG, BAD_RANGE, BAD_STATUS, BAD_WRITE, BAD_LONG } bad;
+	enum { BAD_NONE, BAD_ETAG, BAD_RANGE, BAD_STATUS, BAD_WRITE, BAD_LONG, BAD_HEADER, BAD_NOMEM } bad;
 	int write_errno;
 	unsigned char *buf;  /* streaming: the range; page list: the response body */
 	size_t cap, len;
+	unsigned char *wbuf; /* file: checked bytes not yet written, the last wlen of done */
+	size_t wlen;
 	char *hdr;
 	size_t hdr_len;
 	int attempts;
@@ -240,6 +278,7 @@ struct segment {
 	struct range_list ranges;
 	size_t idx;   /* next range to hand out */
 	uint64_t off; /* next byte of ranges.v[idx] to hand out */
+	unsigned pages; /* Get Page Ranges responses taken for it */
 	char marker[PAGELIST_MAX_MARKER];
 };
 
@@ -274,11 +313,15 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
 		s->hdr_len = 0;
 	if (!s->hdr) {
 		s->hdr = malloc(MAX_HEADER_BLOCK);
-		if (!s->hdr)
+		if (!s->hdr) {
+			s->bad = BAD_NOMEM;
 			return 0;
+		}
 	}
-	if (n >= MAX_HEADER_BLOCK - s->hdr_len)
-		return 0; /* a header block this big is not Blob Storage */
+	if (n >= MAX_HEADER_BLOCK - s->hdr_len) {
+		s->bad = BAD_HEADER; /* a header block this big is not Blob Storage */
+		return 0;
+	}
 	memcpy(s->hdr + s->hdr_len, data, n);
 	s->hdr_len += n;
 	s->hdr[s->hdr_len] = '\0';
@@ -320,6 +363,20 @@ static int pwrite_all(int fd, const void *buf, size_t n, uint64_t off)
 	return 0;
 }
 
+/* File mode: writes the bytes a range has buffered.  libcurl hands bodies over in 16 KiB pieces;
+ * one pwrite per piece would cost 64 system calls a MiB. */
+static int flush_slot(struct engine *g, struct slot *s)
+{
+	if (s->wlen == 0)
+		return 0;
+	if (pwrite_all(g->fd, s->wbuf, s->wlen, s->start + s->done - s->wlen) != 0) {
+		s->write_errno = errno;
+		return -1;
+	}
+	s->wlen = 0;
+	return 0;
+}
+
 static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 {
 	struct slot *s = arg;
@@ -343,8 +400,10 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 				return 0;
 			}
 			unsigned char *nb = realloc(s->buf, ncap);
-			if (!nb)
+			if (!nb) {
+				s->bad = BAD_NOMEM;
 				return 0;
+			}
 			s->buf = nb;
 			s->cap = ncap;
 		}
@@ -364,10 +423,21 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 	}
 	if (g->stream) {
 		memcpy(s->buf + s->done, data, n);
-	} else if (pwrite_all(g->fd, data, n, s->start + s->done) != 0) {
-		s->bad = BAD_WRITE;
-		s->write_errno = errno;
-		return 0;
+	} else {
+		if (n > FETCH_WRITE_BUFFER - s->wlen && flush_slot(g, s) != 0) {
+			s->bad = BAD_WRITE;
+			return 0;
+		}
+		if (n > FETCH_WRITE_BUFFER) { /* bigger than the buffer (never, with libcurl): direct */
+			if (pwrite_all(g->fd, data, n, s->start + s->done) != 0) {
+				s->bad = BAD_WRITE;
+				s->write_errno = errno;
+				return 0;
+			}
+		} else {
+			memcpy(s->wbuf + s->wlen, data, n);
+			s->wlen += n;
+		}
 	}
 	s->done += n;
 	return n;
@@ -414,6 +484,7 @@ static int start_request(struct engine *g, struct slot *s)
 		return err_set(g->e, EXIT_INTERNAL, "downloading: setting up libcurl: %s", curl_easy_strerror(rc));
 	s->errbuf[0] = '\0';
 	s->len = 0;
+	s->done_before = s->done;
 	s->checked = 0;
 	s->bad = BAD_NONE;
 	s->hdr_len = 0;
@@ -428,25 +499,33 @@ static int start_request(struct engine *g, struct slot *s)
 	return 0;
 }
 
-/* The next range to download, from the current segment; 0 when none is ready now. */
+/* The next range to download, from the current segment; 0 when none is ready now.  Ranges are
+ * handed out as soon as their page of the list has arrived, but never past the last one while
+ * continuations are still coming: the next page may extend it (touching ranges are merged). */
 static int next_range(struct engine *g, uint64_t *start, uint64_t *end)
 {
 	while (g->cur_seg < g->nsegs) {
 		struct segment *sg = &g->seg[g->cur_seg % 2];
-		if (sg->state != SEG_READY)
+		if (sg->state == SEG_EMPTY)
 			return 0;
 		if (sg->idx < sg->ranges.n) {
 			struct range *r = &sg->ranges.v[sg->idx];
 			if (sg->off < r->start)
 				sg->off = r->start;
-			*start = sg->off;
-			*end = r->end - sg->off >= g->range_size ? sg->off + g->range_size - 1 : r->end;
-			sg->off = *end + 1;
-			if (sg->off > r->end)
-				sg->idx++;
-			g->position = *start;
-			return 1;
+			if (sg->off <= r->end) {
+				*start = sg->off;
+				*end = r->end - sg->off >= g->range_size ? sg->off + g->range_size - 1 : r->end;
+				sg->off = *end + 1;
+				g->position = *start;
+				return 1;
+			}
+			if (sg->idx + 1 == sg->ranges.n && sg->state != SEG_READY)
+				return 0;
+			sg->idx++;
+			continue;
 		}
+		if (sg->state != SEG_READY)
+			return 0;
 		range_list_free(&sg->ranges);
 		sg->state = SEG_EMPTY;
 		g->position = sg->end + 1;
@@ -467,6 +546,7 @@ static int start_pagelist(struct engine *g)
 		sg->ranges = (struct range_list){.max = MAX_RANGES_PER_SEGMENT};
 		sg->idx = 0;
 		sg->off = 0;
+		sg->pages = 0;
 		sg->marker[0] = '\0';
 		sg->state = SEG_LISTING;
 		s->attempts = 0;
@@ -498,6 +578,11 @@ static int start_pagelist(struct engine *g)
 static int retry_later(struct engine *g, struct slot *s, const char *why, long retry_after_ms)
 {
 	long long now = http_now_ms();
+	if (s->done > s->done_before) {
+		/* this attempt got further: the range is not "failing", it is slow or cut now and then */
+		s->first_fail_ms = 0;
+		s->attempts = 0;
+	}
 	if (!s->first_fail_ms)
 		s->first_fail_ms = now;
 	s->attempts++;
@@ -558,6 +643,9 @@ static int finished(struct engine *g, struct slot *s, CURLcode rc)
 	curl_multi_remove_handle(g->m, s->h);
 	g->running--;
 	const char *what = s->is_pagelist ? "page list of bytes" : "range";
+	/* what was buffered passed the checks: it is stored even if the transfer then failed */
+	if (s->bad == BAD_NONE && flush_slot(g, s) != 0)
+		s->bad = BAD_WRITE;
 
 	switch (s->bad) {
 	case BAD_NONE:
@@ -581,9 +669,16 @@ static int finished(struct engine *g, struct slot *s, CURLcode rc)
 		return err_set(g->e, EXIT_NETWORK, "downloading %s: %s %" PRIu64 "-%" PRIu64 ": the "
 			       "response is longer than %s (check the endpoint)", g->shown, what, s->start,
 			       s->end, s->is_pagelist ? "this tool accepts" : "asked for");
+	case BAD_HEADER:
+		return err_set(g->e, EXIT_NETWORK, "downloading %s: %s %" PRIu64 "-%" PRIu64 ": response "
+			       "headers longer than %u bytes (check the endpoint)", g->shown, what, s->start,
+			       s->end, MAX_HEADER_BLOCK);
+	case BAD_NOMEM:
+		return oom(g);
 	}
 	if (rc != CURLE_OK) {
 		http_describe_failure(rc, s->errbuf, why, sizeof why);
+		fetch_hide_query(why, sizeof why, g->cfg->url);
 		if (!http_transient(rc, 0))
 			return err_set(g->e, EXIT_NETWORK, "downloading %s: %s", g->shown, why);
 		return retry_later(g, s, why, -1);
@@ -609,13 +704,28 @@ static int finished(struct engine *g, struct slot *s, CURLcode rc)
 
 	if (s->is_pagelist) {
 		/* the ETag is pinned by If-Match; a service that ignored it is caught here */
-		if (!http_header(s->hdr, "ETag", v, sizeof v) || strcmp(v, g->info->etag) != 0)
+		if (!http_header(s->hdr, "ETag", v, sizeof v))
+			return err_set(g->e, EXIT_NETWORK, "downloading %s: page list of bytes %" PRIu64 "-%" PRIu64
+				       ": no ETag in the response (check the endpoint)", g->shown, s->start, s->end);
+		if (strcmp(v, g->info->etag) != 0)
 			return err_set(g->e, EXIT_DEVICE, "downloading %s: the blob changed during the download "
-				       "(ETag %s, expected %s; download it again)", g->shown, v, g->info->etag);
+				       "(ETag %s, expected %s; download it again)", g->shown,
+				       printable(v) ? v : "(unprintable)", g->info->etag);
 		struct segment *sg = &g->seg[g->list_next % 2];
+		char sent[PAGELIST_MAX_MARKER];
+		memcpy(sent, sg->marker, sizeof sent);
 		if (pagelist_parse((const char *)s->buf, s->len, sg->start, sg->end, g->info->size, &sg->ranges,
 				   sg->marker, g->e) != 0)
 			return err_wrap(g->e, "downloading %s", g->shown);
+		sg->pages++;
+		if (sg->marker[0] && strcmp(sg->marker, sent) == 0)
+			return err_set(g->e, EXIT_NETWORK, "downloading %s: page list of bytes %" PRIu64 "-%" PRIu64
+				       ": the service answered with the same continuation marker it was given "
+				       "(it would never end; check the endpoint)", g->shown, s->start, s->end);
+		if (sg->marker[0] && sg->pages >= MAX_PAGELIST_PAGES)
+			return err_set(g->e, EXIT_NETWORK, "downloading %s: page list of bytes %" PRIu64 "-%" PRIu64
+				       ": still continuation markers after %u responses (check the endpoint)",
+				       g->shown, s->start, s->end, sg->pages);
 		free(s->buf); /* page lists can be large: not kept */
 		s->buf = NULL;
 		s->cap = s->len = 0;
@@ -737,14 +847,28 @@ static int run(struct engine *g)
 				continue;
 			curl_multi_remove_handle(g->m, s->h);
 			g->running--;
+			if (flush_slot(g, s) != 0)
+				return err_set(g->e, EXIT_DEVICE, "writing %s: %s", g->out_name,
+					       strerror(s->write_errno));
 			char why[128];
 			snprintf(why, sizeof why, "nothing received for %ld s (--timeout)", g->cfg->timeout_ms / 1000);
 			completed++;
 			if (retry_later(g, s, why, -1) != 0)
 				return -1;
 		}
-		if (g->stream && flush_in_order(g) != 0)
-			return -1;
+		if (g->stream) {
+			long long before = http_now_ms();
+			if (flush_in_order(g) != 0)
+				return -1;
+			/* a reader that does not keep up blocks us here, not the service: that time does
+			 * not count towards --timeout */
+			long long blocked = http_now_ms() - before;
+			for (int i = -1; i < g->nslots && blocked > 0; i++) {
+				struct slot *s = i < 0 ? &g->pl : &g->slots[i];
+				if (s->state == SLOT_RUNNING)
+					s->active_ms += blocked;
+			}
+		}
 		if (g->cfg->progress)
 			show_progress(g, 0);
 		now = http_now_ms();
@@ -765,6 +889,7 @@ static void slot_free(struct engine *g, struct slot *s)
 	}
 	slist_free_wiped(s->hdrs);
 	free(s->buf);
+	free(s->wbuf);
 	free(s->hdr);
 	free(s->url);
 	memset(s, 0, sizeof *s);
@@ -811,12 +936,15 @@ int fetch_blob(const struct fetch_config *cfg, const struct blob_info *info, int
 		struct slot *s = &g.slots[i];
 		s->eng = &g;
 		s->h = curl_easy_init();
-		/* streaming keeps ranges until their turn; files take them as they come */
+		/* streaming keeps ranges until their turn; files take them as they come, in writes of
+		 * up to FETCH_WRITE_BUFFER bytes */
 		if (stream) {
 			s->buf = malloc(g.range_size);
 			s->cap = g.range_size;
+		} else {
+			s->wbuf = malloc(FETCH_WRITE_BUFFER);
 		}
-		if (!s->h || (stream && !s->buf)) {
+		if (!s->h || (stream ? !s->buf : !s->wbuf)) {
 			oom(&g);
 			goto out;
 		}

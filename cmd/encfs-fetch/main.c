@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -43,7 +44,36 @@ static const char usage_text[] =
 
 static volatile sig_atomic_t stop_requested;
 
+/* Only sets a flag (async-signal-safe): the download loop sees it, stops, and main removes the
+ * partial file. */
 static void on_signal(int sig) { stop_requested = sig; }
+
+/* The file the download goes into.  Without --force, FILE itself, created O_EXCL (so it must not
+ * exist).  With --force, a new temporary file next to FILE (mkostemp: O_EXCL, 0600), renamed over
+ * FILE only once the download is complete: an existing FILE is left as it was on any failure. */
+static int create_output(const char *output, int force, char **tmp_name)
+{
+	*tmp_name = NULL;
+	if (!force) {
+		int fd = open(output, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd < 0)
+			die(EXIT_DEVICE, "creating %s: %s%s", output, strerror(errno),
+			    errno == EEXIST ? " (use --force to replace it)" : "");
+		return fd;
+	}
+	const char *slash = strrchr(output, '/');
+	size_t dir_len = slash ? (size_t)(slash - output) + 1 : 0;
+	size_t n = strlen(output) + sizeof ".encfs-fetch.XXXXXX" + 1;
+	char *tmp = malloc(n);
+	if (!tmp)
+		die(EXIT_INTERNAL, "creating %s: out of memory", output);
+	snprintf(tmp, n, "%.*s.%s.encfs-fetch.XXXXXX", (int)dir_len, output, output + dir_len);
+	int fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		die(EXIT_DEVICE, "creating a temporary file next to %s: %s", output, strerror(errno));
+	*tmp_name = tmp;
+	return fd;
+}
 
 static long parse_long_opt(const char *name, const char *v, long min, long max)
 {
@@ -105,13 +135,16 @@ int main(int argc, char **argv)
 	if (use_identity && strchr(cfg.url, '?'))
 		die(EXIT_USAGE, "bad command line: --private and a SAS URL (with a query string) exclude each "
 			       "other (drop one)");
-	if (use_identity && strncmp(cfg.url, "https://", 8) != 0)
+	if (use_identity && strncasecmp(cfg.url, "https://", 8) != 0)
 		die(EXIT_USAGE, "bad command line: --private sends a bearer token, which needs an https:// URL");
 	if (!output && isatty(STDOUT_FILENO))
 		die(EXIT_USAGE, "refusing to write blob bytes to a terminal (give -o FILE or redirect "
 			       "standard output)");
-	if (output && !force && access(output, F_OK) == 0)
+	struct stat old;
+	if (output && !force && lstat(output, &old) == 0)
 		die(EXIT_USAGE, "%s exists (use --force to replace it)", output);
+	if (output && force && lstat(output, &old) == 0 && S_ISDIR(old.st_mode))
+		die(EXIT_USAGE, "%s is a directory (--force replaces files only)", output);
 
 	http_init();
 	struct secbuf token = {0}, auth = {0};
@@ -138,25 +171,25 @@ int main(int argc, char **argv)
 		log_warn("%s is a %s: downloading all of it; read-write use needs a page blob", shown, info.type);
 	log_info("%s: %s, %" PRIu64 " bytes, ETag %s", shown, info.type, info.size, info.etag);
 
-	/* From here a signal must not leave a partial file: it stops the download, we clean up. */
-	struct sigaction sa = {.sa_handler = on_signal};
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
+	/* a closed pipe is a write error (EPIPE) we report, not a silent death */
 	signal(SIGPIPE, SIG_IGN);
-
 	int fd = STDOUT_FILENO;
+	char *tmp_name = NULL;
+	const char *partial = NULL; /* the file to remove on failure */
 	if (output) {
-		if (force && unlink(output) != 0 && errno != ENOENT)
-			die(EXIT_DEVICE, "replacing %s: %s", output, strerror(errno));
-		fd = open(output, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-		if (fd < 0)
-			die(EXIT_DEVICE, "creating %s: %s%s", output, strerror(errno),
-			    errno == EEXIST ? " (use --force to replace it)" : "");
+		/* From here a signal must not leave a partial file: it stops the download, we clean up.
+		 * (To standard output there is nothing to clean up: signals keep their default action,
+		 * which also ends a write blocked on a reader that does not read.) */
+		struct sigaction sa = {.sa_handler = on_signal};
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
+		sigaction(SIGHUP, &sa, NULL);
+		fd = create_output(output, force, &tmp_name);
+		partial = tmp_name ? tmp_name : output;
 		if (ftruncate(fd, (off_t)info.size) != 0) {
 			int err = errno;
-			unlink(output);
+			unlink(partial);
 			die(EXIT_DEVICE, "creating %s: setting its size to %" PRIu64 " bytes: %s", output, info.size,
 			    strerror(err));
 		}
@@ -174,11 +207,14 @@ int main(int argc, char **argv)
 	}
 	if (output && close(fd) != 0 && rc == 0)
 		rc = err_set(&e, EXIT_DEVICE, "writing %s: %s", output, strerror(errno));
+	if (rc == 0 && tmp_name && rename(tmp_name, output) != 0)
+		rc = err_set(&e, EXIT_DEVICE, "replacing %s: %s", output, strerror(errno));
 	if (rc != 0) {
-		if (output)
-			unlink(output);
+		if (partial)
+			unlink(partial);
 		die_err(&e);
 	}
+	free(tmp_name);
 	long long ms = http_now_ms() - t0;
 	log_info("fetched %s: %" PRIu64 " bytes of data in %lu ranges, %" PRIu64 " body bytes received, "
 		 "%lu requests, %lu retries, %lld ms (%.1f MiB/s)",

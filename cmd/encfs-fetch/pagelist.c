@@ -197,6 +197,7 @@ static int read_range(struct cursor *c, const char *name, struct parse_state *st
 	const char *at = c->p;
 	if (expect_tag(c, name, TAG_CLOSE) != 0)
 		return -1;
+	const char *after = c->p;
 	c->p = at; /* errors below point at the range */
 	if (start > end)
 		return fail(c, "range with Start after End");
@@ -222,7 +223,7 @@ static int read_range(struct cursor *c, const char *name, struct parse_state *st
 			return err_set(c->e, EXIT_INTERNAL, "Get Page Ranges: out of memory");
 		}
 	}
-	c->p += strlen(name) + 3;
+	c->p = after;
 	return 0;
 }
 

@@ -3,12 +3,21 @@
 #   rclone copy (Debian's 1.60, through a container SAS URL), curl (one stream), the Azure JS SDK
 #   (BlobClient.downloadToFile, which is one stream, and downloadToBuffer with concurrency 8,
 #   then written to the file), for a dense 512 MiB page blob and a sparse 1 GiB one (64 MiB of
-#   data in 256 ranges).  Prints wall-time medians of BENCH_RUNS rounds (default 5; each round runs
-#   every tool once in turn, so a shared machine's load falls on all alike), the ratio
-#   encfs-fetch/peer, the blob bytes each tool transferred (counted at a proxy, one extra run),
-#   Azurite's own throughput, and a sweep of encfs-fetch -j.
+#   data in 256 ranges).  Prints wall-time medians of BENCH_RUNS rounds (default 10; each round
+#   runs every tool once, in an order balanced so that every tool follows every other equally
+#   often), the ratio encfs-fetch/peer, the CPU time Azurite spent serving each tool (median; on a
+#   small machine the emulator is the bottleneck), the blob bytes each tool transferred (counted at
+#   a proxy, one extra run), Azurite's own throughput, and a sweep of encfs-fetch -j.
+# Every tool talks to the same Azurite (same settings, warm page cache: the blobs were just
+# written), with its output file on the same file system, dirty pages synced before each run.
+# Wall time is that of the tool's own command, read with date +%s%N around it.  Each timed run
+# comes right after an untimed run of the same tool (BENCH_WARMUP=0 turns that off): a download
+# leaves Azurite work (garbage to collect) that slows the next one, and a peer pushing 1 GiB
+# leaves a lot; so every tool is measured on a server in its own steady state, not in the wake of
+# another tool.
 # Goals: dense <= 0.8 x the best peer, sparse <= 0.2 x the best peer.
 # BENCH_OUT: directory for the downloaded files (default: a temporary directory under TMPDIR).
+# BENCH_LOG: file to append every run to ("tool blob ms server-cpu-ms"), for a closer look.
 # shellcheck disable=SC1091,SC2154 # lib.sh gives out, err, rc, port
 set -u
 . "$ENCFS_SRC/test/lib.sh"
@@ -16,12 +25,15 @@ set -u
 
 blob_env_ready || { echo "fetch bench: Azurite or the Azure SDK missing (run make deps)"; exit 0; }
 command -v rclone >/dev/null || { echo "fetch bench: rclone missing (run make deps)"; exit 0; }
-RUNS=${BENCH_RUNS:-5}
+RUNS=${BENCH_RUNS:-10}
+WARMUP=${BENCH_WARMUP:-1}
 OUT=${BENCH_OUT:-$T/out}
 mkdir -p "$OUT"
 MiB=1048576
 
 azurite_start az http
+az_pid=$(pgrep -f -- "--location $T/az " | head -n 1)
+tick=$(getconf CLK_TCK)
 proxy_start "http://127.0.0.1:$az_port"
 ep=$az_ep
 pep=http://127.0.0.1:$proxy_port/$AZ_ACCOUNT
@@ -62,17 +74,37 @@ dl() {
 	esac
 }
 
-now_ms() { "$PYTHON" -c 'import time; print(int(time.monotonic() * 1000))'; }
+# now_ms: a clock in milliseconds.  date +%s%N costs about a millisecond; starting Python for it
+# (the fallback) costs 10 to 30, which would land inside every measurement
+if [ "$(date +%N)" != N ] && [ -n "$(date +%N)" ]; then
+	now_ms() { _n=$(date +%s%N); echo $((_n / 1000000)); }
+else
+	now_ms() { "$PYTHON" -c 'import time; print(int(time.time() * 1000))'; }
+fi
+
+# az_cpu_ms: CPU time (user + system, all threads) Azurite has used so far, in ms; 0 if unknown
+az_cpu_ms() {
+	if [ -n "$az_pid" ] && [ -r "/proc/$az_pid/stat" ]; then
+		# the fields after the command name (which may hold spaces): utime is the 12th, stime the 13th
+		sed 's/^.*) //' "/proc/$az_pid/stat" | awk -v t="$tick" '{ printf "%d\n", ($12 + $13) * 1000 / t }'
+	else
+		echo 0
+	fi
+}
 
 # once TOOL BLOB: one timed download; appends its milliseconds to $T/times.TOOL.BLOB; checks the
 # bytes on the first
 once() {
 	rm -f "$OUT/got"
 	sync
+	_c0=$(az_cpu_ms)
 	_t0=$(now_ms)
 	dl "$1" "$2" "$ep" "$sas" "$OUT/got" 2>"$T/dl.err" || { cat "$T/dl.err" >&2; echo "fetch bench: $1 $2 failed" >&2; }
 	_t1=$(now_ms)
+	_c1=$(az_cpu_ms)
 	_f="$T/times.$(echo "$1" | tr -c 'a-zA-Z0-9\n' _).$2"
+	echo $((_c1 - _c0)) >>"$T/cpu.$(echo "$1" | tr -c 'a-zA-Z0-9\n' _).$2"
+	[ -z "${BENCH_LOG:-}" ] || echo "$1 $2 $((_t1 - _t0)) $((_c1 - _c0))" >>"$BENCH_LOG"
 	if [ ! -f "$_f" ]; then
 		_want=$sum_dense
 		[ "$2" = sparse ] && _want=$sum_sparse
@@ -82,23 +114,63 @@ once() {
 	rm -f "$OUT/got"
 }
 
-# rounds BLOB TOOL...: RUNS rounds, each running every tool once in turn, so that the load of a
-# shared machine falls on all of them alike
+# williams N ROUND: the order (1-based indexes) in which round ROUND runs N tools: a Williams
+# design, balanced for carry-over.  One download leaves work for the next (Azurite collects the
+# garbage of a peer that pushed 1 GiB through it during whatever download comes next), so every
+# tool must come right after every other tool equally often, not always after the same one.  With
+# N even, N orders do that; with N odd, 2N (the N orders and their mirror images).
+williams() {
+	_n=$1 _rows=$1
+	[ $(($1 % 2)) -eq 1 ] && _rows=$((2 * $1))
+	_row=$(($2 % _rows)) _rev=0
+	if [ $_row -ge "$_n" ]; then
+		_row=$((_row - _n)) _rev=1
+	fi
+	_order="" _k=0
+	while [ $_k -lt "$_n" ]; do
+		# the first order is 0, 1, N-1, 2, N-2, ...; the others add the row number, mod N
+		if [ $_k -eq 0 ]; then
+			_b=0
+		elif [ $((_k % 2)) -eq 1 ]; then
+			_b=$(((_k + 1) / 2))
+		else
+			_b=$((_n - _k / 2))
+		fi
+		_v=$(((_b + _row) % _n + 1))
+		if [ $_rev -eq 1 ]; then _order="$_v $_order"; else _order="$_order $_v"; fi
+		_k=$((_k + 1))
+	done
+	echo "$_order"
+}
+
+# rounds BLOB TOOL...: RUNS rounds, each running every tool once, in the order williams gives, so
+# that the load of a shared machine, and the work a download leaves behind, fall on all alike
 rounds() {
 	_b=$1
 	shift
 	_r=0
 	while [ $_r -lt "$RUNS" ]; do
-		for _tool in "$@"; do
+		for _i in $(williams $# $_r); do
+			eval "_tool=\${$_i}"
+			if [ "$WARMUP" = 1 ]; then
+				rm -f "$OUT/got"
+				dl "$_tool" "$_b" "$ep" "$sas" "$OUT/got" 2>/dev/null
+			fi
 			once "$_tool" "$_b"
 		done
 		_r=$((_r + 1))
 	done
 }
 
-# median TOOL BLOB: the median of the recorded times, in seconds
-median() {
+# spread TOOL BLOB: "min-max" of the recorded times, in seconds
+spread() {
 	sort -n "$T/times.$(echo "$1" | tr -c 'a-zA-Z0-9\n' _).$2" |
+		awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.2f-%.2f\n", lo / 1000, hi / 1000 }'
+}
+
+# median TOOL BLOB [times|cpu]: the median of the recorded times (or Azurite CPU), in seconds
+median() {
+	sort -n "$T/${3:-times}.$(echo "$1" | tr -c 'a-zA-Z0-9\n' _).$2" |
 		awk '{ a[NR] = $1 } END { m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2; printf "%.3f\n", m / 1000 }'
 }
 
@@ -145,18 +217,20 @@ for blob in dense sparse; do
 done
 
 echo "fetch bench: median wall time of $RUNS rounds (seconds), output in $OUT"
-printf '  %-20s %-7s %9s %9s %14s\n' tool blob median ours/peer "bytes moved"
+printf '  %-20s %-7s %9s %11s %9s %11s %14s\n' tool blob median "min-max" ours/peer "server CPU" "bytes moved"
 peers="rclone curl js-downloadToFile js-c8"
 for blob in dense sparse; do
 	# shellcheck disable=SC2086 # the list of peers
 	rounds $blob encfs-fetch $peers
 	ours=$(median encfs-fetch $blob)
-	printf '  %-20s %-7s %9s %9s %14s\n' encfs-fetch $blob "$ours" - "$(bytes encfs-fetch $blob)"
+	printf '  %-20s %-7s %9s %11s %9s %11s %14s\n' encfs-fetch $blob "$ours" "$(spread encfs-fetch $blob)" - \
+		"$(median encfs-fetch $blob cpu)" "$(bytes encfs-fetch $blob)"
 	best=""
 	for tool in $peers; do
 		t=$(median "$tool" $blob)
 		ratio=$(awk -v a="$ours" -v b="$t" 'BEGIN { printf "%.2f", a / b }')
-		printf '  %-20s %-7s %9s %9s %14s\n' "$tool" $blob "$t" "$ratio" "$(bytes "$tool" $blob)"
+		printf '  %-20s %-7s %9s %11s %9s %11s %14s\n' "$tool" $blob "$t" "$(spread "$tool" $blob)" "$ratio" \
+			"$(median "$tool" $blob cpu)" "$(bytes "$tool" $blob)"
 		if [ -z "$best" ] || awk -v a="$t" -v b="$best" 'BEGIN { exit !(a < b) }'; then
 			best=$t
 			bestname=$tool

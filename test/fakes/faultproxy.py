@@ -20,7 +20,12 @@ Control (never forwarded):
         "delay"   wait {"delay": s} seconds, then forward (what the upstream says then is sent)
         "paginate" (pagelist) serve the upstream's page list in pages of {"page": n} ranges with
                   NextMarker continuations, as Blob Storage does for long lists (Azurite does not);
-                  the proxy's markers hold characters that need XML and URL escaping
+                  the proxy's markers hold characters that need XML and URL escaping;
+                  {"delay_page": k, "delay": s} serves page k (from 0) s seconds late.  With
+                  {"loop": [m1, m2, ...]} a hostile variant instead: every page is empty and
+                  continues with the next marker of the list, round and round, forever
+        "header"  forward, with the response headers changed: {"set": {name: value}} replaces or
+                  adds, {"drop": [name, ...]} removes
   DELETE /_fault                 remove every rule
   GET /_stats                    {"requests", "body_bytes", "by_kind": {kind: {requests, body_bytes}},
                                   "faults": hits, "pending_delays": n}
@@ -93,6 +98,9 @@ def kind_of(method, path):
 class Proxy(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "encfs-faultproxy/1.0"
+    # headers and body go out in separate writes: with Nagle, the body waits for the client's
+    # delayed ACK (40 ms a response on Linux)
+    disable_nagle_algorithm = True
 
     def log_message(self, fmt, *args):
         sys.stderr.write("faultproxy %s\n" % (fmt % args))
@@ -185,17 +193,16 @@ class Proxy(http.server.BaseHTTPRequestHandler):
         if action == "paginate":
             return self._paginate(body, rule)
         resp = self._forward(method, body)
-        if action is None and method != "HEAD" and resp.getheader("Content-Length"):
-            return self._stream(resp, kind)
+        if action in (None, "header") and method != "HEAD" and resp.getheader("Content-Length"):
+            return self._stream(resp, kind, rule)
         data = resp.read()
         length = len(data) if method != "HEAD" else int(resp.getheader("Content-Length") or 0)
         send = data
         if action in ("cut", "short", "stall"):
             send = data[: rule.get("after", len(data) // 2 if action != "stall" else 0)]
         self.send_response(resp.status, resp.reason)
-        for k, v in resp.getheaders():
-            if k.lower() not in HOP:
-                self.send_header(k, v)
+        for k, v in self._headers(resp, rule):
+            self.send_header(k, v)
         self.send_header("Content-Length", str(len(send) if action == "short" else length))
         self.end_headers()
         if method == "HEAD":
@@ -231,21 +238,33 @@ class Proxy(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             return self.wfile.write(data)
         start = 0
-        if marker:
+        if marker and "loop" not in rule:
             if not marker.startswith("2!&<p=") or not marker.endswith(">"):
                 self.send_response(400, "bad marker")
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return None
             start = int(marker[6:-1])
-        ranges = list(ET.fromstring(data))
-        page = rule.get("page", 2)
+        if "delay_page" in rule and start == rule["delay_page"] * rule.get("page", 2):
+            st = self.server.state
+            with st.lock:
+                st.stats["pending_delays"] += 1
+            time.sleep(rule.get("delay", 1))
+            with st.lock:
+                st.stats["pending_delays"] -= 1
         out = ET.Element("PageList")
-        for r in ranges[start:start + page]:
-            out.append(r)
-        nm = ET.SubElement(out, "NextMarker")
-        if start + page < len(ranges):
-            nm.text = "2!&<p=%d>" % (start + page)
+        if "loop" in rule:
+            loop = rule["loop"]
+            nxt = loop[(loop.index(marker) + 1) % len(loop)] if marker in loop else loop[0]
+            ET.SubElement(out, "NextMarker").text = nxt
+        else:
+            ranges = list(ET.fromstring(data))
+            page = rule.get("page", 2)
+            for r in ranges[start:start + page]:
+                out.append(r)
+            nm = ET.SubElement(out, "NextMarker")
+            if start + page < len(ranges):
+                nm.text = "2!&<p=%d>" % (start + page)
         xml = b'<?xml version="1.0" encoding="utf-8"?>' + ET.tostring(out)
         self.send_response(200)
         for k, v in resp.getheaders():
@@ -257,12 +276,19 @@ class Proxy(http.server.BaseHTTPRequestHandler):
         self.server.state.count("pagelist", len(xml))
         return None
 
-    def _stream(self, resp, kind):
+    @staticmethod
+    def _headers(resp, rule):
+        """The upstream's response headers to send on, changed as a "header" rule says."""
+        rule = rule if rule and rule.get("action") == "header" else {}
+        drop = {k.lower() for k in rule.get("drop", [])} | {k.lower() for k in rule.get("set", {})}
+        out = [(k, v) for k, v in resp.getheaders() if k.lower() not in HOP and k.lower() not in drop]
+        return out + list(rule.get("set", {}).items())
+
+    def _stream(self, resp, kind, rule=None):
         """Forwards a response as it comes (large bodies need not fit in memory)."""
         self.send_response(resp.status, resp.reason)
-        for k, v in resp.getheaders():
-            if k.lower() not in HOP:
-                self.send_header(k, v)
+        for k, v in self._headers(resp, rule):
+            self.send_header(k, v)
         self.send_header("Content-Length", resp.getheader("Content-Length"))
         self.end_headers()
         while True:

@@ -85,6 +85,15 @@ int main(void)
 	   "and are cut to it");
 	range_list_free(&l);
 
+	/* XML allows whitespace before '>' in end tags too */
+	l = (struct range_list){.max = 1000};
+	is_int(parse("<PageList ><PageRange ><Start >0</Start ><End>511</End\n></PageRange\t><PageRange>"
+		     "<Start>1024</Start><End>1535</End></PageRange ></PageList >",
+		     0, MiB - 1, MiB, &l),
+	       0, "whitespace before '>' in start and end tags parses");
+	ok(l.n == 2 && l.v[0].end == 511 && l.v[1].start == 1024, "  with both ranges");
+	range_list_free(&l);
+
 	/* an empty list, both forms */
 	l = (struct range_list){.max = 1000};
 	is_int(parse("<PageList/>", 0, 511, 512, &l), 0, "<PageList/> parses");
@@ -194,5 +203,18 @@ int main(void)
 	ok(fetch_check_url("ftp://a/c/b", 1, &ue) == -1, "ftp is refused");
 	ok(fetch_check_url("https://a/c/b?sv=1&sig=SECRET#x", 0, &ue) == -1 && !strstr(ue.msg, "SECRET"),
 	   "a refused SAS URL's error hides its query");
+
+	/* libcurl's messages are not ours: any copy of the SAS query in them is cut */
+	char m[256];
+	snprintf(m, sizeof m, "Failed to GET http://h/a/c/b?sv=1&sig=SECRET%%3D&sp=r: boom, again sv=1&sig=SECRET%%3D&sp=r");
+	fetch_hide_query(m, sizeof m, "http://h/a/c/b?sv=1&sig=SECRET%3D&sp=r");
+	is_str(m, "Failed to GET http://h/a/c/b?<query hidden>: boom, again <query hidden>",
+	       "the SAS query is cut from a foreign message, every copy");
+	snprintf(m, sizeof m, "no query here");
+	fetch_hide_query(m, sizeof m, "http://h/a/c/b");
+	is_str(m, "no query here", "a URL without a query changes nothing");
+	snprintf(m, sizeof m, "x?a=1 y");
+	fetch_hide_query(m, sizeof m, "http://h/a/c/b?a=1");
+	is_str(m, "x?*** y", "a short query is masked in place");
 	return done_testing();
 }
