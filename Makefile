@@ -1,8 +1,9 @@
 # encfs: build, install, test.  GNU make.
 #
 #   make                      build every tool into build/bin
-#   make check                install dependencies, build, run every test through prove
-#   make check SANITIZE=1     the same under ASan+UBSan (build-san/)
+#   make check                install dependencies, build, run every test through prove, then
+#                             the host tests again under ASan+UBSan (build-san/)
+#   make check SANITIZE=1     every test, guest ones too, under ASan+UBSan only (build-san/)
 #   make fuzz [FUZZ_TIME=60]  build the libFuzzer targets (clang) and run each for FUZZ_TIME seconds
 #   make bench                run the benchmarks (our tools beside their peers)
 #   make install [PREFIX=/usr/local] [DESTDIR=]
@@ -127,12 +128,23 @@ tests: $(BINS) $(UNIT_BINS)
 # Tests find the tools through ENCFS_BIN and the sources through ENCFS_SRC.
 PROVE ?= prove
 PROVE_FLAGS ?= --timer
+# the tests that run on this machine (the vm-* ones boot a guest kernel)
+HOST_TESTS  := $(UNIT_BINS) $(filter-out test/vm-%,$(sort $(wildcard test/*.t)))
+ifeq ($(HOST_ONLY),1)
+CHECK_TESTS ?= $(HOST_TESTS)
+else
 CHECK_TESTS ?= $(UNIT_BINS) $(sort $(wildcard test/*.t))
+endif
 
 .PHONY: check check-run clang-build
+# Plain make check: every test with the gcc build, then the host tests again under ASan+UBSan
+# (the guest tests prove the kernel side; a second boot of each would add minutes, not findings).
 check: deps
 	@$(MAKE) --no-print-directory clang-build
 	@$(MAKE) --no-print-directory check-run
+ifneq ($(SANITIZE),1)
+	@$(MAKE) --no-print-directory SANITIZE=1 HOST_ONLY=1 check-run
+endif
 
 # the tree must build warning-free (-Werror) with clang as well as gcc
 clang-build:

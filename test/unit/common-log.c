@@ -6,6 +6,8 @@
 #include "tap.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 static const char *redact(const char *in)
@@ -48,9 +50,20 @@ int main(void)
 	log_init("/usr/bin/encfs-test");
 	is_str(log_progname(), "encfs-test", "program name is the basename");
 	is_int(log_get_level(), LOG_INFO, "LogLevel=info");
+	/* the lines go to standard error as well: captured there, and checked too */
+	char errpath[512];
+	snprintf(errpath, sizeof errpath, "%s/stderr", test_tmpdir());
+	int saved = dup(STDERR_FILENO);
+	int ef = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (saved < 0 || ef < 0 || dup2(ef, STDERR_FILENO) < 0)
+		return 1;
+	close(ef);
 	log_info("hello Bearer abc.def.ghi");
 	log_debug("not shown at info");
 	log_warn("two\nlines");
+	if (dup2(saved, STDERR_FILENO) < 0)
+		return 1;
+	close(saved);
 	struct stat st;
 	is_int(stat(path, &st), 0, "LogFile created");
 	is_int(st.st_mode & 0777, 0600, "... mode 0600");
@@ -60,12 +73,28 @@ int main(void)
 	ok(text && !strstr(text, "not shown"), "debug line not written at info");
 	like(text, "encfs-test: warning: two lines", "a newline in a message cannot forge a log line");
 	free(text);
+	text = read_file_capped(errpath, 4096, &len);
+	like(text, "encfs-test: info: hello Bearer <redacted>", "standard error gets the same line, redacted");
+	ok(text && !strstr(text, "abc.def.ghi"), "... and never the token");
+	free(text);
 	log_more_verbose();
 	is_int(log_get_level(), LOG_DEBUG, "-v raises the level");
 
 	setenv("LogLevel", "nonsense", 1);
 	unsetenv("LogFile");
+	saved = dup(STDERR_FILENO);
+	ef = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (saved < 0 || ef < 0 || dup2(ef, STDERR_FILENO) < 0)
+		return 1;
+	close(ef);
 	log_init("x");
+	if (dup2(saved, STDERR_FILENO) < 0)
+		return 1;
+	close(saved);
+	text = read_file_capped(errpath, 4096, &len);
+	like(text, "x: warning: LogLevel=nonsense is not one of error, warning, info, debug, trace: using warning",
+	     "an unknown LogLevel is warned about");
+	free(text);
 	is_int(log_get_level(), LOG_WARN, "an unknown LogLevel falls back to warning");
 
 	struct err e;
