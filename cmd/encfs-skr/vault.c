@@ -4,6 +4,7 @@
 #include "identity.h"
 #include "io.h"
 #include "json.h"
+#include "keyref.h"
 #include "strbuf.h"
 
 #include <ctype.h>
@@ -91,61 +92,32 @@ int vault_init(struct vault *v, const char *endpoint, const char *resource, cons
 	return 0;
 }
 
-static int name_ok(const char *s, size_t n)
-{
-	if (n == 0 || n > 127)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (!isalnum((unsigned char)s[i]) && s[i] != '-')
-			return 0;
-	return 1;
-}
-
 int vault_key_ref(const char *kid, const char **endpoint_io, char *endpoint_buf, size_t endpoint_size,
 		  char *path, size_t path_size, struct err *e)
 {
 	if (!kid || !*kid)
 		return err_set(e, EXIT_CONFIG, "key: no kid (give the key name, NAME or NAME/VERSION)");
-	const char *ref = kid;
-	if (strncasecmp(kid, "https://", 8) == 0) {
-		const char *h = kid + 8, *slash = strchr(h, '/');
-		if (!slash || strncmp(slash, "/keys/", 6) != 0)
-			return err_set(e, EXIT_CONFIG, "key %s: a key identifier URL has the form "
-				       "https://HOST/keys/NAME[/VERSION]", kid);
-		size_t hl = (size_t)(slash - h);
-		if (hl == 0 || hl >= endpoint_size)
-			return err_set(e, EXIT_CONFIG, "key %s: no host", kid);
-		if (*endpoint_io) {
-			struct vault a, b;
-			char given[320];
-			snprintf(given, sizeof given, "%.*s", (int)hl, h);
-			if (vault_init(&a, *endpoint_io, NULL, NULL, e) != 0 ||
-			    vault_init(&b, given, NULL, NULL, e) != 0)
-				return -1;
-			if (strcmp(a.base + 8, b.base + 8) != 0 && strcmp(a.host, b.host) != 0)
-				return err_set(e, EXIT_CONFIG, "key %s: it is in %s, not in the vault %s", kid,
-					       b.host, a.host);
-		} else {
-			snprintf(endpoint_buf, endpoint_size, "%.*s", (int)hl, h);
-			*endpoint_io = endpoint_buf;
-		}
-		ref = slash + 6;
-	}
-	const char *slash = strchr(ref, '/');
-	size_t nl = slash ? (size_t)(slash - ref) : strlen(ref);
-	const char *version = slash ? slash + 1 : "";
-	size_t vl = strlen(version);
-	if (vl && version[vl - 1] == '/')
-		vl--;
-	if (!name_ok(ref, nl) || (slash && !name_ok(version, vl)))
+	struct key_ref r;
+	if (key_ref_parse(kid, &r) != 0)
 		return err_set(e, EXIT_CONFIG, "key %s: a key name is 1-127 letters, digits and dashes, "
-			       "optionally followed by /VERSION", kid);
-	if (nl + 1 + vl >= path_size)
+			       "optionally followed by /VERSION, or a key identifier "
+			       "https://HOST/keys/NAME[/VERSION]", kid);
+	if (r.endpoint[0] && *endpoint_io) {
+		char want[256];
+		if (endpoint_host(*endpoint_io, want, sizeof want) != 0)
+			return err_set(e, EXIT_CONFIG, "vault endpoint %s: no usable host name", *endpoint_io);
+		if (strcmp(want, r.host) != 0)
+			return err_set(e, EXIT_CONFIG, "key %s: it is in %s, not in the vault %s", kid, r.host,
+				       want);
+	} else if (r.endpoint[0]) {
+		if (strlen(r.endpoint) >= endpoint_size)
+			return err_set(e, EXIT_CONFIG, "key %s: the host is too long", kid);
+		snprintf(endpoint_buf, endpoint_size, "%s", r.endpoint);
+		*endpoint_io = endpoint_buf;
+	}
+	if (strlen(r.name) + 1 + strlen(r.version) >= path_size)
 		return err_set(e, EXIT_CONFIG, "key %s: too long", kid);
-	if (vl)
-		snprintf(path, path_size, "%.*s/%.*s", (int)nl, ref, (int)vl, version);
-	else
-		snprintf(path, path_size, "%.*s", (int)nl, ref);
+	snprintf(path, path_size, "%s%s%s", r.name, r.version[0] ? "/" : "", r.version);
 	return 0;
 }
 

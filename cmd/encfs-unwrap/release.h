@@ -7,6 +7,7 @@
 #include <openssl/evp.h>
 #include <stddef.h>
 
+#include "keyref.h"
 #include "log.h"
 #include "secmem.h"
 
@@ -19,15 +20,6 @@ enum wrap_alg {
 	WRAP_RSA_AES_KEY_WRAP_384, /* RSA-OAEP with SHA-384 */
 };
 
-/* A key as Key Vault names it: "NAME[/VERSION]", or its identifier
- * "https://HOST[:PORT]/keys/NAME[/VERSION]". */
-struct key_ref {
-	char host[256];   /* lowercase, without port; "" when not given */
-	char name[128];   /* 1-127 letters, digits and dashes */
-	char version[128]; /* "" when not given */
-};
-/* 0, or -1 when ref is neither form (an http URL, a path other than /keys/, a query, userinfo). */
-int key_ref_parse(const char *ref, struct key_ref *out);
 
 struct released_key {
 	enum wrap_alg alg;
@@ -63,9 +55,6 @@ int aes_kwp_unwrap(const unsigned char *kek, size_t kek_len, const unsigned char
 int filesystem_key(const char *kty, const struct secbuf *material, const unsigned char *salt,
 		   size_t salt_len, const char *label, unsigned char out[FS_KEY_LEN], struct err *e);
 
-/* The host of an endpoint or URL: "https://h:443/x" -> "h", "h:8443" -> "h", "[::1]:9" -> "::1".
- * -1 when there is none or it does not fit. */
-int endpoint_host(const char *endpoint, char *host, size_t size);
 /* True when host is under a public Key Vault or Managed HSM DNS suffix. */
 int known_vault_host(const char *host);
 
