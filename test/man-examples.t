@@ -1,0 +1,102 @@
+#!/bin/sh
+# The man pages' EXAMPLES that run on any machine are run here, as written, and what they print is
+# compared with what the page shows.  (The others need Azure, an SEV-SNP guest or root and
+# device-mapper; the VM and end-to-end tests run those paths.)  A page's example block is a
+# transcript: "$ command" lines (continued by a trailing \ or |, or by a here-document up to its
+# EOF line), each followed by the lines it prints, standard error included.
+# shellcheck disable=SC1091,SC2154 # lib.sh is found at run time; it sets out, err and rc
+. "$ENCFS_SRC/test/lib.sh"
+
+# block PAGE N: the Nth literal block (from 1) of PAGE's EXAMPLES section, mdoc escapes undone
+block() {
+	awk -v want="$2" '
+		/^\.Sh / { inex = ($0 == ".Sh EXAMPLES") }
+		inex && /^\.Bd -literal/ { n++; on = (n == want); next }
+		/^\.Ed/ { on = 0; next }
+		on { gsub(/\\e/, "\\"); gsub(/\\-/, "-"); gsub(/\\&/, ""); print }
+	' "$ENCFS_SRC/man/$1"
+}
+
+# transcript FILE: the transcript FILE into $T/cmds (a script) and $T/want (the output it shows)
+transcript() {
+	awk -v cmds="$T/cmds" -v want="$T/want" '
+		heredoc != "" { print > cmds; if ($0 == heredoc) heredoc = ""; next }
+		cont { print > cmds; cont = /[\\|]$/; next }
+		/^\$ / {
+			line = substr($0, 3)
+			print line > cmds
+			cont = line ~ /[\\|]$/
+			if (match(line, /<<[\047"]?[A-Z]+/)) {
+				heredoc = substr(line, RSTART + 2, RLENGTH - 2)
+				gsub(/[\047"]/, "", heredoc)
+			}
+			next
+		}
+		{ print > want }
+	' "$1"
+	touch "$T/cmds" "$T/want"
+}
+
+# example PAGE N NAME [SED]: runs block N of PAGE in $T/work (shared by the blocks) with sh (the tools first on
+# PATH), standard error with standard output, output through SED if given, and compares it
+# with the page
+example() {
+	block "$1" "$2" >"$T/block"
+	rm -f "$T/cmds" "$T/want"
+	transcript "$T/block"
+	if [ ! -s "$T/cmds" ]; then
+		ok 1 "$1 example $2 ($3): no commands found"
+		return
+	fi
+	(cd "$T/work" && sh "$T/cmds" 2>&1) >"$T/got.raw"
+	if [ -n "${4:-}" ]; then sed "$4" "$T/got.raw"; else cat "$T/got.raw"; fi >"$T/got"
+	if cmp -s "$T/got" "$T/want"; then
+		ok 0 "$1 example $2: $3"
+	else
+		ok 1 "$1 example $2: $3"
+		diff "$T/want" "$T/got" | sed 's/^/# /'
+	fi
+}
+
+mkdir "$T/work"
+
+# encfs-config(1): the three examples, a file, the environment, a mistake
+example encfs-config.1 1 "a configuration file checks valid"
+example encfs-config.1 2 "from EncfsSideCarArgs, a field read back" # (args.json: from the first)
+example encfs-config.1 3 "a mistake names the field"
+
+# encfs-config(5): the example configuration is valid as it stands (the client id aside)
+block encfs-config.5 1 | sed 's/<client id>/11111111-2222-3333-4444-555555555555/' >"$T/work/args5.json"
+run encfs-config -f "$T/work/args5.json" check
+is "$rc:$err" "0:" "encfs-config.5 example: the configuration is valid"
+
+# encfs-attest(1): the real evidence in ../shared (read from there, never copied into the tree)
+if [ -f "$SHARED/testdata/azure-snp/snp_report.bin" ]; then
+	for f in security-policy.base64 host-amd-cert.json snp_report.bin; do
+		ln -sf "$SHARED/testdata/azure-snp/$f" "$T/work/$f"
+	done
+	example encfs-attest.1 1 "policy-digest of the real security policy"
+	example encfs-attest.1 2 "verify the real report against its certificates"
+else
+	skip "../shared/testdata/azure-snp absent: encfs-attest examples"
+	skip "../shared/testdata/azure-snp absent: encfs-attest examples"
+fi
+
+# encfs-dmsetup(1): a volume made by cryptsetup on a plain file; the path is this machine's
+if command -v cryptsetup >/dev/null 2>&1; then
+	example encfs-dmsetup.1 1 "dump, test, a wrong key, the table" 's#[^ ]*/vol\.img #/home/me/vol.img #'
+	# the second: the key differs from volume to volume, so the two commands' lines must agree
+	block encfs-dmsetup.1 2 >"$T/block"
+	transcript "$T/block"
+	(cd "$T/work" && sh "$T/cmds" 2>&1) >"$T/got"
+	ours=$(sed -n 1p "$T/got")
+	theirs=$(sed -n 2p "$T/got" | sed 's/^MK dump:[[:space:]]*//; s/ //g')
+	like "$theirs" "$ours" "encfs-dmsetup.1 example 2: table --showkeys gives cryptsetup's volume key"
+	is "${#ours}" 32 "... 32 hex digits of it, as the page shows"
+else
+	skip "cryptsetup not installed: encfs-dmsetup examples"
+	skip "cryptsetup not installed: encfs-dmsetup examples"
+	skip "cryptsetup not installed: encfs-dmsetup examples"
+fi
+
+done_testing
