@@ -131,6 +131,14 @@ static int check_members(struct check *c, int obj, const char *const *known)
 	return 0;
 }
 
+/* An object, its members among known (others warned about). */
+static int want_object(struct check *c, int tok, const char *const *known)
+{
+	if (want_type(c, tok, JSON_OBJECT) != 0)
+		return -1;
+	return check_members(c, tok, known);
+}
+
 /* A URL "scheme://host[:port][/path]" whose scheme is https (or http when allowed). */
 static int check_url(struct check *c, int tok, int need_path)
 {
@@ -208,23 +216,20 @@ static int check_azure_info(struct check *c, int info)
 	static const char *const known[] = {"identity", "certcache", NULL};
 	static const char *const known_identity[] = {"client_id", NULL};
 	static const char *const known_cache[] = {"endpoint_type", "endpoint", "tee_type", "api_version", NULL};
-	if (want_type(c, info, JSON_OBJECT) != 0)
+	if (want_object(c, info, known) != 0)
 		return -1;
-	check_members(c, info, known);
 	int id = json_member(c->j, info, "identity");
 	if (id >= 0) {
-		if (want_type(c, id, JSON_OBJECT) != 0)
+		if (want_object(c, id, known_identity) != 0)
 			return -1;
-		check_members(c, id, known_identity);
 		int cid = json_member(c->j, id, "client_id");
 		if (cid >= 0 && check_string(c, cid) != 0)
 			return -1;
 	}
 	int cache = json_member(c->j, info, "certcache");
 	if (cache >= 0) {
-		if (want_type(c, cache, JSON_OBJECT) != 0)
+		if (want_object(c, cache, known_cache) != 0)
 			return -1;
-		check_members(c, cache, known_cache);
 		int type = json_member(c->j, cache, "endpoint_type");
 		if (type >= 0 && !json_string_eq(c->j, type, "AMD") && !json_string_eq(c->j, type, "AzCache") &&
 		    !json_string_eq(c->j, type, "LocalTHIM"))
@@ -251,9 +256,8 @@ static int check_key(struct check *c, int key)
 	static const char *const known[] = {"kid", "kty", "key_ops", "authority", "akv", NULL};
 	static const char *const known_authority[] = {"endpoint", NULL};
 	static const char *const known_akv[] = {"endpoint", "api_version", "bearer_token", NULL};
-	if (want_type(c, key, JSON_OBJECT) != 0)
+	if (want_object(c, key, known) != 0)
 		return -1;
-	check_members(c, key, known);
 	int kid = json_member(c->j, key, "kid");
 	if (kid < 0)
 		return missing(c, key, "kid", "the key's name in the vault, or set raw_key in a test");
@@ -280,9 +284,8 @@ static int check_key(struct check *c, int key)
 	int auth = json_member(c->j, key, "authority");
 	if (auth < 0)
 		return missing(c, key, "authority", "the attestation service that vouches for this VM");
-	if (want_type(c, auth, JSON_OBJECT) != 0)
+	if (want_object(c, auth, known_authority) != 0)
 		return -1;
-	check_members(c, auth, known_authority);
 	int aep = json_member(c->j, auth, "endpoint");
 	if (aep < 0)
 		return missing(c, auth, "endpoint", "e.g. sharedeus2.eus2.attest.azure.net");
@@ -291,9 +294,8 @@ static int check_key(struct check *c, int key)
 	int akv = json_member(c->j, key, "akv");
 	if (akv < 0)
 		return missing(c, key, "akv", "the Key Vault or Managed HSM holding the key");
-	if (want_type(c, akv, JSON_OBJECT) != 0)
+	if (want_object(c, akv, known_akv) != 0)
 		return -1;
-	check_members(c, akv, known_akv);
 	int vep = json_member(c->j, akv, "endpoint");
 	if (vep < 0)
 		return missing(c, akv, "endpoint", "e.g. myvault.vault.azure.net or myhsm.managedhsm.azure.net");
@@ -344,9 +346,8 @@ static int check_filesystem(struct check *c, int fs)
 	static const char *const known[] = {"mount_point", "azure_url", "azure_url_private", "read_write",
 					    "key", "key_derivation", "raw_key", NULL};
 	static const char *const known_kd[] = {"salt", "label", NULL};
-	if (want_type(c, fs, JSON_OBJECT) != 0)
+	if (want_object(c, fs, known) != 0)
 		return -1;
-	check_members(c, fs, known);
 
 	int mp = json_member(c->j, fs, "mount_point");
 	if (mp < 0)
@@ -386,9 +387,8 @@ static int check_filesystem(struct check *c, int fs)
 
 	int kd = json_member(c->j, fs, "key_derivation");
 	if (kd >= 0) {
-		if (want_type(c, kd, JSON_OBJECT) != 0)
+		if (want_object(c, kd, known_kd) != 0)
 			return -1;
-		check_members(c, kd, known_kd);
 		int salt = json_member(c->j, kd, "salt");
 		if (salt >= 0 && check_hex(c, salt, "salt") != 0)
 			return -1;
@@ -402,9 +402,8 @@ static int check_filesystem(struct check *c, int fs)
 static int check_config(struct check *c)
 {
 	static const char *const known[] = {"azure_info", "azure_filesystems", NULL};
-	if (want_type(c, 0, JSON_OBJECT) != 0)
+	if (want_object(c, 0, known) != 0)
 		return -1;
-	check_members(c, 0, known);
 	int info = json_member(c->j, 0, "azure_info");
 	if (info >= 0 && check_azure_info(c, info) != 0)
 		return -1;
