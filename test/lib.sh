@@ -124,3 +124,24 @@ start_service() {
 }
 
 sha256() { sha256sum "$1" | cut -d' ' -f1; }
+
+# run_to FILE CMD...: like run, but stdout (key bytes: NUL and trailing newlines must survive) to FILE
+run_to() {
+	_f=$1
+	shift
+	_e=$(mktemp "$T/err.XXXXXX")
+	rc=0
+	"$@" >"$_f" 2>"$_e" || rc=$?
+	err=$(cat "$_e")
+	rm -f "$_e"
+}
+
+# jget FILE KEY...: the JSON value at that path of FILE (strings bare, anything else as JSON; a
+# number KEY indexes a list)
+jget() {
+	"$PYTHON" -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+for k in sys.argv[2:]:
+    d = d[int(k)] if isinstance(d, list) else d[k]
+print(d if isinstance(d, str) else json.dumps(d, sort_keys=True))' "$@"
+}

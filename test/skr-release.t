@@ -30,24 +30,6 @@ start_service aad "$PYTHON" "$F/aad.py" --certs "$C" --tenant t-1 --client-id "$
 	--subject system:serviceaccount:default:encfs
 AAD=127.0.0.1:$port
 
-# run_to FILE CMD...: like run, but stdout (key bytes: NUL and trailing newlines must survive) to FILE
-run_to() {
-	_f=$1
-	shift
-	_e=$(mktemp "$T/err.XXXXXX")
-	rc=0
-	"$@" >"$_f" 2>"$_e" || rc=$?
-	err=$(cat "$_e")
-	rm -f "$_e"
-}
-# jget FILE KEY...: the JSON value at that path (strings bare, anything else as JSON)
-jget() {
-	"$PYTHON" -c 'import json, sys
-d = json.load(open(sys.argv[1]))
-for k in sys.argv[2:]:
-    d = d[int(k)] if isinstance(d, list) else d[k]
-print(d if isinstance(d, str) else json.dumps(d, sort_keys=True))' "$@"
-}
 # requests HOSTPORT FILE: what a fake received (IMDS is plain http, as the real one)
 url() { if [ "$1" = "$IMDS" ]; then echo "http://$1"; else echo "https://$1"; fi; }
 requests() { curl -sS --cacert "$C/ca.pem" "$(url "$1")/_requests" >"$2"; }

@@ -36,24 +36,7 @@ HOSTDATA=$("$PYTHON" -c 'import base64, hashlib, sys
 print(hashlib.sha256(base64.b64decode(open(sys.argv[1]).read())).hexdigest())' "$T/ctx/security-policy-base64")
 mkdir -m 700 "$T/shm"
 
-# run_to FILE CMD...: like run, but stdout (key bytes: NUL and trailing newlines must survive) to FILE
-run_to() {
-	_f=$1
-	shift
-	_e=$(mktemp "$T/err.XXXXXX")
-	rc=0
-	"$@" >"$_f" 2>"$_e" || rc=$?
-	err=$(cat "$_e")
-	rm -f "$_e"
-}
 hexof() { od -An -tx1 "$1" | tr -d ' \n'; }
-jget() {
-	"$PYTHON" -c 'import json, sys
-d = json.load(open(sys.argv[1]))
-for k in sys.argv[2:]:
-    d = d[int(k)] if isinstance(d, list) else d[k]
-print(d if isinstance(d, str) else json.dumps(d, sort_keys=True))' "$@"
-}
 hkdf() { # hkdf PEM SALT_HEX LABEL: the upstream sidecar's derivation, computed independently
 	"$PYTHON" -c 'import sys
 from cryptography.hazmat.primitives import hashes, serialization
