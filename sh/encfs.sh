@@ -20,7 +20,7 @@ usage="usage: encfs.sh [-v] [--allow-raw-key] [--allow-http] [--fake-report] [--
   --allow-http        accept plain http URLs (tests only)
   --fake-report       attest with a fake SNP report (test attestation services only)
   --cacert file       trust these certificates instead of the system store
-  --work-dir dir      where to make the work directory (default /dev/shm)
+  --work-dir dir      where to put the downloaded images (default /dev/shm)
   -h, --help          print this help"
 
 allow_raw="" allow_http="" fake_report="" cacert="" verbose="" work_parent=""
@@ -52,7 +52,11 @@ done
 [ -n "${EncfsSideCarArgs:-}" ] || EncfsSideCarArgs=${1:-}
 [ -n "${LogFile:-}" ] || LogFile=${2:-}
 [ -n "${LogLevel:-}" ] || LogLevel=${3:-}
-export EncfsSideCarArgs LogFile LogLevel
+# The configuration may hold akv.bearer_token and raw_key: only encfs-config gets it (config,
+# config_stage), not the environment of every tool.
+sidecar_args=$EncfsSideCarArgs
+unset EncfsSideCarArgs
+export LogFile LogLevel
 [ -n "$LogFile" ] || unset LogFile
 [ -n "$LogLevel" ] || unset LogLevel
 if [ -n "$cacert" ] && [ ! -r "$cacert" ]; then
@@ -75,9 +79,12 @@ say() { # say LEVEL MESSAGE: a line as the tools write it, to stderr and $LogFil
 	_line="$prog: $2"
 	[ "$1" = error ] || _line="$prog: $1: $2"
 	printf '%s\n' "$_line" >&2
+	# a LogFile that cannot be written is no failure (the tools, too, log to stderr only then):
+	# say must not fail the step that logs
 	if [ -n "${LogFile:-}" ]; then
-		(umask 077 && printf '%s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$_line" >>"$LogFile")
+		(umask 077 && printf '%s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$_line" >>"$LogFile") 2>/dev/null
 	fi
+	return 0
 }
 
 hide_query() { printf '%s' "$1" | sed 's/?.*/?<query hidden>/'; }
@@ -87,6 +94,7 @@ hide_query() { printf '%s' "$1" | sed 's/?.*/?<query hidden>/'; }
 # first.  Undo steps check that their object is there: a step cut short may not have made it.
 
 work=""
+images="" # the directory of --work-dir, when given
 undo=""
 waiting=""  # the step running in the background
 sleeping="" # the sleep of the final wait
@@ -104,7 +112,16 @@ undo_umount() {
 	umount "$1"
 }
 undo_rmdir() { [ ! -d "$1" ] || rmdir "$1"; }
-undo_close() { [ ! -e "/dev/mapper/$1" ] || encfs-dmsetup close "$1"; }
+undo_close() { ! dm_exists "$1" || encfs-dmsetup close "$1"; }
+# dm_exists NAME: a device-mapper device NAME exists: its name in sysfs (a node in /dev/mapper may
+# lack, without udev, or be stale); the node only where there is no sysfs
+dm_exists() {
+	[ -d /sys/block ] || { [ -e "/dev/mapper/$1" ]; return; }
+	for _n in /sys/block/dm-*/dm/name; do
+		[ -f "$_n" ] && [ "$(cat "$_n")" = "$1" ] && return 0
+	done
+	return 1
+}
 
 cleanup() {
 	trap '' TERM INT HUP
@@ -125,24 +142,31 @@ cleanup() {
 		say debug "undo: $_step"
 		eval "$_step" || say warning "undoing \"$_step\" failed"
 	done
+	[ -z "$images" ] || rm -rf "$images"
 	[ -z "$work" ] || rm -rf "$work"
-	work=""
+	images="" work=""
 }
 
 # stop_waiting: ends the step running in the background: its tools get SIGTERM (their pids are in
 # $work/pid-POS while they run), again while the step's shell still runs (a stage may just be
-# starting), until it has finished
+# starting), until it has finished (a pid file may go between [ -f ] and cat: no message then)
 stop_waiting() {
 	[ -n "$waiting" ] || return 0
 	_n=0
 	while kill -0 "$waiting" 2>/dev/null && [ $_n -lt 100 ]; do
 		for _f in "$work"/pid-*; do
-			[ -f "$_f" ] && kill "$(cat "$_f")" 2>/dev/null
+			[ -f "$_f" ] && kill "$(cat "$_f" 2>/dev/null)" 2>/dev/null
 		done
 		[ $_n -eq 0 ] || sleep 0.1
 		_n=$((_n + 1))
 	done
-	[ $_n -lt 100 ] || kill -9 "$waiting" 2>/dev/null
+	# after 10 s, SIGKILL: the tools too, or one that ignores SIGTERM outlives the script
+	if [ $_n -ge 100 ]; then
+		for _f in "$work"/pid-*; do
+			[ -f "$_f" ] && kill -9 "$(cat "$_f" 2>/dev/null)" 2>/dev/null
+		done
+		kill -9 "$waiting" 2>/dev/null
+	fi
 	wait "$waiting" 2>/dev/null
 	waiting=""
 }
@@ -178,7 +202,9 @@ run_stage() {
 	exec 4<&-
 	echo "$_pid" >"$work/pid-$_pos"
 	_rc=0
-	wait "$_pid" || _rc=$?
+	# (2>/dev/null: dash says "Killed" or "Terminated" there for a tool a signal ended, a second
+	# line; the status says it all)
+	wait "$_pid" 2>/dev/null || _rc=$?
 	rm -f "$work/pid-$_pos"
 	[ "$_rc" -eq 0 ] || echo "$_pos $_name $_rc" >>"$work/failed"
 	return "$_rc"
@@ -186,7 +212,7 @@ run_stage() {
 
 # step FS FUNCTION [ARG]...: runs FUNCTION's stages; on failure reports the stage that
 # failed first in the pipeline, leaving out stages that only saw a broken pipe (status 141, or
-# "Broken pipe" in their message), and exits with its status after undoing everything.  The
+# an error line on writing that ends in "Broken pipe"), and exits with its status after undoing everything.  The
 # stderr of the stages is passed on; the failing stage's last line (the tool's one-line error)
 # becomes part of this script's one line, "filesystem N (MOUNT_POINT): STAGE: TOOL'S LINE", and
 # what the stages after it said (they only saw it fail) is left out.
@@ -201,7 +227,10 @@ step() {
 	culprit=""
 	if [ -s "$work/failed" ]; then
 		culprit=$(sort -n "$work/failed" | while read -r _pos _name _rc; do
-			if [ "$_rc" -ne 141 ] && ! grep -q 'Broken pipe' "$work/stage-$_pos.err" 2>/dev/null; then
+			# (a write to its stdout, "TOOL: writing ...: Broken pipe": not a network error's
+			# "Send failure: Broken pipe", which is the stage's own failure)
+			if [ "$_rc" -ne 141 ] && ! tail -n 1 "$work/stage-$_pos.err" 2>/dev/null |
+				grep -q '^[a-z.-]*: writing .*Broken pipe'; then
 				echo "$_pos $_name $_rc"
 				break
 			fi
@@ -209,9 +238,13 @@ step() {
 		[ -n "$culprit" ] || culprit=$(sort -n "$work/failed" | head -n 1)
 	fi
 	_cpos=${culprit%% *}
+	# a tool killed by a signal (the OOM killer, say) wrote no error line: its last line is not
+	# one, and is passed on with the rest
+	_killed=""
+	[ -z "$culprit" ] || [ "${culprit##* }" -le 128 ] || _killed=$((${culprit##* } - 128))
 	for _p in 1 2 3 4 5 6 7 8 9; do
 		[ -f "$work/stage-$_p.err" ] || continue
-		if [ -z "$culprit" ] || [ "$_p" -lt "$_cpos" ]; then
+		if [ -z "$culprit" ] || [ "$_p" -lt "$_cpos" ] || { [ "$_p" -eq "$_cpos" ] && [ -n "$_killed" ]; }; then
 			cat "$work/stage-$_p.err" >&2
 		elif [ "$_p" -eq "$_cpos" ]; then
 			sed '$d' "$work/stage-$_p.err" >&2
@@ -225,6 +258,7 @@ step() {
 	set -- $culprit
 	_why=$(tail -n 1 "$work/stage-$1.err" 2>/dev/null)
 	[ -n "$_why" ] || _why="$2 exited with status $3"
+	[ -z "$_killed" ] || _why="killed by signal $_killed (out of memory? see the kernel log)"
 	_code=$3
 	# a tool killed by a signal, or not found, is an internal error: not a documented status
 	[ "$_code" -le 8 ] || _code=1
@@ -233,11 +267,14 @@ step() {
 
 # --- configuration ---------------------------------------------------------------------------
 
-config() { # config ARG...: encfs-config with this script's switches
-	encfs-config ${allow_raw:+"$allow_raw"} ${allow_http:+"$allow_http"} "$@"
+config() { # config ARG...: encfs-config with this script's switches and the configuration
+	EncfsSideCarArgs=$sidecar_args encfs-config ${allow_raw:+"$allow_raw"} ${allow_http:+"$allow_http"} "$@"
 }
 cfg() { config get "$1"; } # cfg PATH: a field of the configuration (empty when absent)
-config_stage() { exec encfs-config ${allow_raw:+"$allow_raw"} ${allow_http:+"$allow_http"} "$@"; }
+config_stage() { # the same as a stage (run in a subshell of its own: the export stays there)
+	export EncfsSideCarArgs="$sidecar_args"
+	exec encfs-config ${allow_raw:+"$allow_raw"} ${allow_http:+"$allow_http"} "$@"
+}
 
 # Everything is checked before anything is done: a bad field is the configuration's one line.
 config ${verbose:+"$verbose"} check || exit $?
@@ -258,16 +295,24 @@ while [ "$i" -lt "$count" ]; do
 		say error "config: $p.mount_point: $mount_point already exists (it must be free: the sidecar creates it as a link)"
 		exit 3
 	fi
+	# a device of that name is not ours: a failed open would have the cleanup close it
+	if dm_exists "remote-crypt-$i"; then
+		say error "filesystem $i ($mount_point): open: /dev/mapper/remote-crypt-$i already exists (another sidecar, or left from an earlier run: encfs-dmsetup close remote-crypt-$i)"
+		exit 8
+	fi
 	i=$((i + 1))
 done
 
-if [ -z "$work_parent" ]; then
-	# the wrapping private key lives here until the key is unwrapped: RAM only
-	work_parent=/dev/shm
-	[ -d "$work_parent" ] && [ -w "$work_parent" ] || work_parent=${TMPDIR:-/tmp}
+# the wrapping private key lives in the work directory until the key is unwrapped: RAM only,
+# also with --work-dir, which is for the images only (a disk keeps what rm removes)
+shm=/dev/shm
+[ -d "$shm" ] && [ -w "$shm" ] || shm=${TMPDIR:-/tmp}
+work=$(umask 077 && mktemp -d "$shm/encfs.XXXXXX") ||
+	fail 8 "creating a work directory in $shm failed (check that it is writable)"
+if [ -n "$work_parent" ]; then
+	images=$(umask 077 && mktemp -d "$work_parent/encfs.XXXXXX") ||
+		fail 8 "creating a work directory in $work_parent failed (check that it is writable)"
 fi
-work=$(umask 077 && mktemp -d "$work_parent/encfs.XXXXXX") ||
-	fail 8 "creating a work directory in $work_parent failed (check that it is writable)"
 
 # --- the steps of one filesystem -------------------------------------------------------------
 # Each function is one step, run by `step`; they read the variables mount_one sets.
@@ -346,7 +391,7 @@ mount_one() { # mount_one INDEX
 	has_bearer=false
 	[ "$(cfg "$p.key.akv.bearer_token" | wc -c | tr -d ' ')" = 0 ] || has_bearer=true
 	fs="$i ($mount_point)"
-	image=$work/image-$i
+	image=${images:-$work}/image-$i
 	name=remote-crypt-$i
 	pem=$work/wrap-$i.pem
 

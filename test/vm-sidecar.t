@@ -195,6 +195,13 @@ is "$seen" "encfs-fetch encfs-attest encfs-skr encfs-unwrap encfs-dmsetup " \
 "$PYTHON" "$E2E/leaks.py" --key "$T/oct.key" --key "$T/rsa.key" --key "$T/rsa.d" \
 	--tokens-from "$T/vault.requests" --tokens-from "$T/hsm.requests" "$T"/export/procs/* >"$T/leaks.procs"
 is "$(cat "$T/leaks.procs")" "" "no key or token in any command line or environment"
+# the configuration holds akv.bearer_token (and may hold raw_key): only encfs-config gets it
+with_args=$(for f in "$T"/export/procs/*-encfs-fetch.environ "$T"/export/procs/*-encfs-attest.environ \
+	"$T"/export/procs/*-encfs-skr.environ "$T"/export/procs/*-encfs-unwrap.environ \
+	"$T"/export/procs/*-encfs-dmsetup.environ; do
+	[ -f "$f" ] && tr '\0' '\n' <"$f" | grep -q '^EncfsSideCarArgs=' && printf '%s ' "${f##*/}"
+done)
+is "$with_args" "" "EncfsSideCarArgs (with the bearer token) is in no environment but encfs-config's"
 e2e_requests imds "$IMDS_PORT" http
 is "$("$PYTHON" -c 'import json, sys
 reqs = json.load(open(sys.argv[1])) + json.load(open(sys.argv[2]))

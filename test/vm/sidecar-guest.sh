@@ -179,6 +179,22 @@ rm -rf /mnt/remote
 EncfsSideCarArgs=$(args ok) run_sidecar --bogus
 is "$rc:$(errors "$err" | head -n 1)" "2:usage: encfs.sh [-v] [--allow-raw-key] [--allow-http] [--fake-report] [--cacert file]" \
 	"an unknown option: exit 2 and the usage"
+# a dm-crypt device of the name the sidecar would use (another sidecar's, say) is not this
+# sidecar's: refused, and left alone (a failed open would otherwise have the cleanup close it)
+truncate -s 20M /tmp/other.img
+head -c 32 /dev/urandom >/tmp/other.key
+cryptsetup luksFormat -q --type luks2 --pbkdf pbkdf2 --pbkdf-force-iterations 1000 \
+	--key-file /tmp/other.key /tmp/other.img || bail "cannot make a LUKS2 image with cryptsetup"
+cryptsetup open --key-file /tmp/other.key /tmp/other.img remote-crypt-0 ||
+	bail "cannot open a dm-crypt device remote-crypt-0 with cryptsetup"
+EncfsSideCarArgs=$(args raw) run_sidecar --allow-raw-key
+is "$rc:$(errors "$err")" \
+	"8:encfs.sh: filesystem 0 (/mnt/raw): open: /dev/mapper/remote-crypt-0 already exists (another sidecar, or left from an earlier run: encfs-dmsetup close remote-crypt-0)" \
+	"a dm-crypt device remote-crypt-0 that exists: exit 8, one line"
+is "$(dmsetup ls 2>/dev/null | cut -f1 | tr '\n' ' ')" "remote-crypt-0 " "a dm-crypt device remote-crypt-0 that exists: it is left alone"
+cryptsetup close remote-crypt-0
+rm -f /tmp/other.img /tmp/other.key
+nothing_left "a dm-crypt device remote-crypt-0 that exists"
 
 # --- failures half way: each undoes everything -----------------------------------------------
 fails missing 3 "encfs.sh: filesystem 0 (/mnt/missing): fetch: encfs-fetch: " "a blob that does not exist"
@@ -201,6 +217,16 @@ like "$(cat /tmp/raw.log 2>&1)" "encfs.sh: info: filesystem 0 (/mnt/raw): mounte
 is "$(stat -c %a /tmp/raw.log)" 600 "the log file is mode 0600"
 stop "$pid" "raw_key"
 rm -f /tmp/raw.log
+# a LogFile that cannot be written: as the tools, the sidecar logs to stderr only and goes on
+sidecar --allow-raw-key "$(args raw)" /nonexistent/raw.log info >/tmp/nolog.out 2>/tmp/nolog.err &
+pid=$!
+wait_for "$pid" /mnt/raw/test.txt
+wait_log /tmp/nolog.err "mounted read-only at /mnt/raw"
+sleep 1
+ok "$(kill -0 "$pid" 2>/dev/null && echo 0 || echo 1)" "a LogFile that cannot be written: the sidecar still runs"
+is "$(cat /mnt/raw/test.txt 2>&1)" "$TEXT" "a LogFile that cannot be written: the file reads back"
+is "$(errors "$(cat /tmp/nolog.err)")" "" "a LogFile that cannot be written: no error line"
+stop "$pid" "a LogFile that cannot be written"
 
 # --- the success path: two filesystems, oct-HSM from a Key Vault, RSA-HSM from a Managed HSM --
 rm -f /tmp/stop-sampling
@@ -243,6 +269,7 @@ EncfsSideCarArgs=$(args ok) sidecar >/tmp/t1.out 2>/tmp/t1.err &
 pid=$!
 wait_file "/dev/shm/encfs.*/image-0"
 stop "$pid" "early in the start"
+is "$(errors "$(cat /tmp/t1.err)")" "" "early in the start: SIGTERM: no error line"
 # while the key is released: the vault holds the release of slowkey for 120 s, the sidecar must
 # not wait for it
 EncfsSideCarArgs=$(args slow) sidecar >/tmp/t2.out 2>/tmp/t2.err &
@@ -256,6 +283,39 @@ while [ "$(connections)" -lt $((c0 + 3)) ] && [ $i -lt 300 ]; do
 done
 sleep 1
 stop "$pid" "during the key release" 30
+is "$(errors "$(cat /tmp/t2.err)")" "" "during the key release: SIGTERM: no error line (no shell's \"Terminated\")"
+# with --work-dir (for large images) the images go there, the wrapping private key stays in
+# /dev/shm (a disk would keep it after rm)
+mkdir -p /var/images
+EncfsSideCarArgs=$(args slow) sidecar --work-dir /var/images >/tmp/t4.out 2>/tmp/t4.err &
+pid=$!
+wait_file "/dev/shm/encfs.*/wrap-0.pem /var/images/encfs.*/wrap-0.pem"
+is "$(find /dev/shm /var/images -name 'wrap-*' -o -name 'image-*' | sed 's|/encfs\.[^/]*/| |' | sort | tr '\n' ' ')" \
+	"/dev/shm wrap-0.pem /var/images image-0 " "--work-dir: the image goes there, the wrapping key stays in /dev/shm"
+stop "$pid" "--work-dir, during the key release" 30
+is "$(find /var/images -mindepth 1)" "" "--work-dir: its directory is removed"
+rmdir /var/images
+# a tool killed (by the OOM killer, say) during the release, after an info line: the error line
+# says so, not that info line; exit 1 (internal)
+EncfsSideCarArgs=$(args slow) LogLevel=info sidecar >/tmp/t5.out 2>/tmp/t5.err &
+pid=$!
+wait_file "/dev/shm/encfs.*/wrap-0.pem"
+i=0
+while ! grep -q 'releasing key slowkey' /dev/shm/encfs.*/stage-4.err 2>/dev/null && [ $i -lt 300 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+for f in /proc/[0-9]*/comm; do
+	f=${f#/proc/}
+	[ "$(cat "/proc/$f" 2>/dev/null)" = encfs-skr ] && kill -KILL "${f%/comm}"
+done
+rc=0
+wait "$pid" || rc=$?
+is "$rc:$(errors "$(cat /tmp/t5.err)")" \
+	"1:encfs.sh: filesystem 0 (/mnt/slow): release: killed by signal 9 (out of memory? see the kernel log)" \
+	"a tool killed: exit 1, one line that says so"
+like "$(cat /tmp/t5.err)" "encfs-skr: info: releasing key slowkey" "a tool killed: its last line is passed on"
+nothing_left "a tool killed"
 # with the first filesystem mounted, the second one downloading
 EncfsSideCarArgs=$(args ok) sidecar >/tmp/t3.out 2>/tmp/t3.err &
 pid=$!
