@@ -325,7 +325,8 @@ fetch_image() {
 		set -- "$@" --private
 		[ -n "$client_id" ] && set -- "$@" --client-id "$client_id"
 	fi
-	run_stage 1 fetch encfs-fetch ${verbose:+"$verbose"} "$@" "$url" </dev/null >/dev/null
+	# the URL on standard input, not the command line: a SAS query string is a credential
+	printf '%s\n' "$url" | run_stage 1 fetch encfs-fetch ${verbose:+"$verbose"} "$@" - >/dev/null
 }
 
 # The key, from the vault to dm-crypt through pipes only:

@@ -120,6 +120,24 @@ like "$err" "check the SAS token" "the error says what to check"
 ok "$([ ! -e "$T/nope" ] && echo 0 || echo 1)" "no output file after a failure"
 is "$(printf '%s\n' "$err" | wc -l)" 1 "the error is one line"
 
+# URL "-": the URL on standard input (how encfs.sh hands over a SAS URL, out of every argv)
+rm -f "$T/got"
+rc=0
+printf '%s\n' "$sas" | encfs-fetch --allow-http -o "$T/got" - 2>"$T/err" || rc=$?
+is "$rc:$(sha256 "$T/got" 2>/dev/null)" "0:$(sha256 "$T/dense")" "a SAS URL on standard input (URL -): the blob's bytes"
+rc=0
+_sum=$(printf '%s' "$sas" | encfs-fetch --allow-http - 2>"$T/err" | sha256sum | cut -d' ' -f1) || rc=$?
+is "$_sum" "$(sha256 "$T/dense")" "... to standard output too (no final newline needed)"
+rc=0
+out=$(printf '' | encfs-fetch --allow-http -o "$T/nope" - 2>&1) || rc=$?
+is "$rc:$out" "2:encfs-fetch: reading the URL from standard input: empty (give the blob URL on one line)" \
+	"URL - with nothing on standard input: usage error"
+rc=0
+out=$(printf '%s\n%s\n' "$sas" "$sas" | encfs-fetch --allow-http -o "$T/nope" - 2>&1) || rc=$?
+is "$rc" 2 "URL - with two lines: usage error"
+unlike "$out" "$sig" "  the error does not show the SAS signature"
+ok "$([ ! -e "$T/nope" ] && echo 0 || echo 1)" "  no output file"
+
 # transport failures: curl's own words must not carry the query string either
 run encfs-fetch -v -v --allow-http --deadline 1 "http://127.0.0.1:1/$AZ_ACCOUNT/priv/dense?${sas#*\?}" -o "$T/nope"
 is "$rc" 4 "a SAS URL whose endpoint is down is exit 4"

@@ -117,7 +117,15 @@ fs_rsa=$(e2e_fs /mnt/remote/rsa rsa.img rsakey RSA-HSM HSM)
 CLIENT_ID=0e2e0e2e-1111-4222-8333-444455556666
 "$PYTHON" "$FAKES/aad.py" access-token --aud https://vault.azure.net --appid "$CLIENT_ID" >"$T/bearer" ||
 	bail "cannot make an access token"
-e2e_args "$T/cfg/ok" "$(edit "$fs_oct" "d['key']['akv']['bearer_token'] = open('$T/bearer').read().strip()")" "$fs_rsa"
+# and the Managed HSM's image comes through a SAS URL (azure_url_private false): its query is a
+# credential, which encfs.sh hands to encfs-fetch on standard input, never on a command line
+rsa_sas=$(blobjs sas "$az_ep" private rsa.img) || bail "cannot make a SAS URL"
+rsa_query=${rsa_sas#*\?}
+rsa_sig=$(printf '%s' "$rsa_query" | sed -n 's/.*sig=\([^&]*\).*/\1/p')
+[ -n "$rsa_sig" ] || bail "the SAS URL has no signature: $rsa_query"
+fs_rsa_sas=$(edit "$fs_rsa" "d['azure_url'] += '?' + '$rsa_query'; d['azure_url_private'] = False")
+e2e_args "$T/cfg/ok" "$(edit "$fs_oct" "d['key']['akv']['bearer_token'] = open('$T/bearer').read().strip()")" \
+	"$fs_rsa_sas"
 "$PYTHON" -c 'import json, sys
 d = json.load(open(sys.argv[1]))
 d["azure_info"] = {"identity": {"client_id": sys.argv[2]}}
@@ -184,8 +192,8 @@ e2e_requests vault "$VAULT_PORT"
 e2e_requests hsm "$HSM_PORT"
 "$PYTHON" "$E2E/leaks.py" --key "$T/oct.key" --key "$T/rsa.key" --key "$T/rsa.d" \
 	--tokens-from "$T/vault.requests" --tokens-from "$T/hsm.requests" --secret "$(cut -d. -f3 "$T/bearer")" \
-	"$log" >"$T/leaks.log"
-is "$(cat "$T/leaks.log")" "" "no key, whole token or token signature in the trace log"
+	--secret "$rsa_sig" "$log" >"$T/leaks.log"
+is "$(cat "$T/leaks.log")" "" "no key, whole token, token signature or SAS signature in the trace log"
 nprocs=$(find "$T/export/procs" -name '*.cmdline' | wc -l)
 seen=$(for t in encfs-fetch encfs-attest encfs-skr encfs-unwrap encfs-dmsetup; do
 	cat "$T"/export/procs/*.cmdline | tr '\0' ' ' | grep -q "$t " && printf '%s ' "$t"
@@ -202,6 +210,12 @@ with_args=$(for f in "$T"/export/procs/*-encfs-fetch.environ "$T"/export/procs/*
 	[ -f "$f" ] && tr '\0' '\n' <"$f" | grep -q '^EncfsSideCarArgs=' && printf '%s ' "${f##*/}"
 done)
 is "$with_args" "" "EncfsSideCarArgs (with the bearer token) is in no environment but encfs-config's"
+fetches=$(for f in "$T"/export/procs/*-encfs-fetch.cmdline; do
+	[ -f "$f" ] && tr '\0' ' ' <"$f" | grep -q ' -o [^ ]*image-1 .*- $' && printf 'sas-fetch '
+done)
+like "$fetches" "sas-fetch" "the SAS filesystem's encfs-fetch was sampled, its URL given as -"
+is "$(grep -l -F -e "$rsa_sig" "$T"/export/procs/* 2>/dev/null | sed 's|.*/||' | tr '\n' ' ')" "" \
+	"the SAS signature is in no command line or environment"
 e2e_requests imds "$IMDS_PORT" http
 is "$("$PYTHON" -c 'import json, sys
 reqs = json.load(open(sys.argv[1])) + json.load(open(sys.argv[2]))

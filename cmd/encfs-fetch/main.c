@@ -15,6 +15,7 @@
 #include "fetch.h"
 #include "http.h"
 #include "identity.h"
+#include "io.h"
 #include "log.h"
 #include "secmem.h"
 
@@ -29,6 +30,8 @@ static const char usage_text[] =
 	"\n"
 	"Downloads the Azure blob at URL into FILE, or to standard output in order.  Page blobs:\n"
 	"only the valid page ranges are fetched, in parallel, and left as holes otherwise.\n"
+	"URL \"-\" reads the URL from standard input (one line): a SAS URL is a credential, which\n"
+	"a command line shows to every process.\n"
 	"\n"
 	"  -o, --output FILE     write FILE (created 0600, sparse); without it, standard output\n"
 	"  -f, --force           replace FILE if it exists\n"
@@ -73,6 +76,26 @@ static int create_output(const char *output, int force, char **tmp_name)
 		die(EXIT_DEVICE, "creating a temporary file next to %s: %s", output, strerror(errno));
 	*tmp_name = tmp;
 	return fd;
+}
+
+/* URL "-": the URL is one line on standard input (a SAS URL holds a credential: in argv, any
+ * process could read it from /proc). */
+#define URL_MAX 8192
+static char *read_url_line(void)
+{
+	size_t len;
+	char *text = read_fd_capped(STDIN_FILENO, URL_MAX + 1, &len);
+	if (!text)
+		die(errno == EFBIG ? EXIT_USAGE : EXIT_INTERNAL, "reading the URL from standard input: %s",
+		    errno == EFBIG ? "longer than 8192 bytes (give one blob URL)" : strerror(errno));
+	if (len > 0 && text[len - 1] == '\n')
+		text[--len] = '\0';
+	if (len > 0 && text[len - 1] == '\r')
+		text[--len] = '\0';
+	if (len == 0 || memchr(text, '\n', len) || strlen(text) != len)
+		die(EXIT_USAGE, "reading the URL from standard input: %s",
+		    len == 0 ? "empty (give the blob URL on one line)" : "more than one line (give one blob URL)");
+	return text;
 }
 
 static long parse_long_opt(const char *name, const char *v, long min, long max)
@@ -126,7 +149,10 @@ int main(int argc, char **argv)
 		fputs(usage_text, stderr);
 		die(EXIT_USAGE, "bad command line: give exactly one blob URL (see encfs-fetch --help)");
 	}
+	char *url_from_stdin = NULL;
 	cfg.url = argv[optind];
+	if (strcmp(cfg.url, "-") == 0)
+		cfg.url = url_from_stdin = read_url_line();
 	cfg.progress = isatty(STDERR_FILENO);
 
 	struct err e = {0};
@@ -215,6 +241,7 @@ int main(int argc, char **argv)
 		die_err(&e);
 	}
 	free(tmp_name);
+	free(url_from_stdin);
 	long long ms = http_now_ms() - t0;
 	log_info("fetched %s: %" PRIu64 " bytes of data in %lu ranges, %" PRIu64 " body bytes received, "
 		 "%lu requests, %lu retries, %lld ms (%.1f MiB/s)",
