@@ -27,6 +27,14 @@ fetch() { # fetch ARGS...: -o $T/got from the proxy, fast timeouts
 	run encfs-fetch -v --allow-http --timeout 2 --deadline 20 -o "$T/got" "$@"
 }
 stat_of() { json_get "$(proxy_ctl GET /_stats)" "$1"; }
+# await_delay: until the proxy holds a delayed response (at most 10 s)
+await_delay() {
+	_i=0
+	while [ "$(stat_of pending_delays)" -eq 0 ] && [ $_i -lt 100 ]; do
+		sleep 0.1
+		_i=$((_i + 1))
+	done
+}
 
 # each transient fault, alone and then all together, in file and stream modes
 for f in \
@@ -90,11 +98,7 @@ fault '{"kind":"pagelist","action":"paginate","page":1,"delay_page":2,"delay":3,
 rm -f "$T/got"
 encfs-fetch --allow-http -o "$T/got" "$ep/pub/sparse" 2>"$T/err" &
 pid=$!
-i=0
-while [ "$(stat_of pending_delays)" -eq 0 ] && [ $i -lt 100 ]; do
-	sleep 0.1
-	i=$((i + 1))
-done
+await_delay
 sleep 1
 is "$(stat_of by_kind.range.requests)" 2 "the ranges of the first two pages are fetched while the third page is awaited"
 rc=0
@@ -134,11 +138,7 @@ for mode in file stdout; do
 		encfs-fetch -j 1 --allow-http "$ep/pub/victim" >"$T/stdout" 2>"$T/err" &
 	fi
 	pid=$!
-	i=0
-	while [ "$(stat_of pending_delays)" -eq 0 ] && [ $i -lt 100 ]; do
-		sleep 0.1
-		i=$((i + 1))
-	done
+	await_delay
 	head -c 4096 /dev/urandom >"$T/page"
 	blobjs put-page-at "$az_ep" pub victim $((40 * MiB)) "$T/page" || bail "cannot overwrite"
 	rc=0
@@ -176,11 +176,7 @@ for sig in TERM INT; do
 		[ -n "$force" ] && echo old >"$T/d/img"
 		encfs-fetch -j 1 --allow-http $force -o "$T/d/img" "$ep/pub/dense" 2>"$T/err" &
 		pid=$!
-		i=0
-		while [ "$(stat_of pending_delays)" -eq 0 ] && [ $i -lt 100 ]; do
-			sleep 0.1
-			i=$((i + 1))
-		done
+		await_delay
 		kill -s $sig $pid
 		rc=0
 		wait $pid || rc=$?
