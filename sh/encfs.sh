@@ -295,6 +295,13 @@ while [ "$i" -lt "$count" ]; do
 		say error "config: $p.mount_point: $mount_point already exists (it must be free: the sidecar creates it as a link)"
 		exit 3
 	fi
+	# the directory the filesystem is mounted on, beside the link: found only after the download
+	# and the key release otherwise
+	dir=$(dirname "$mount_point")/.filesystem-$i
+	if [ -e "$dir" ] || [ -L "$dir" ]; then
+		say error "filesystem $i ($mount_point): mount: $dir already exists (left from an earlier run? remove it once nothing is mounted on it)"
+		exit 8
+	fi
 	# a device of that name is not ours: a failed open would have the cleanup close it
 	if dm_exists "remote-crypt-$i"; then
 		say error "filesystem $i ($mount_point): open: /dev/mapper/remote-crypt-$i already exists (another sidecar, or left from an earlier run: encfs-dmsetup close remote-crypt-$i)"
@@ -414,7 +421,7 @@ mount_one() { # mount_one INDEX
 	dir=$(dirname "$mount_point")/.filesystem-$i
 	make_dirs "$(dirname "$mount_point")" ||
 		fail 8 "filesystem $fs: mount: creating $(dirname "$mount_point") failed"
-	mkdir "$dir" || fail 8 "filesystem $fs: mount: creating $dir failed (is it left from an earlier run?)"
+	mkdir "$dir" || fail 8 "filesystem $fs: mount: creating $dir failed (check that it is free and writable)"
 	push_undo "undo_rmdir $(q "$dir")"
 	push_undo "undo_umount $(q "$dir")"
 	mount -t ext4 -o ro,noload "/dev/mapper/$name" "$dir" ||

@@ -195,6 +195,18 @@ is "$(dmsetup ls 2>/dev/null | cut -f1 | tr '\n' ' ')" "remote-crypt-0 " "a dm-c
 cryptsetup close remote-crypt-0
 rm -f /tmp/other.img /tmp/other.key
 nothing_left "a dm-crypt device remote-crypt-0 that exists"
+# the directory a filesystem is mounted on, left from an earlier run: refused before any
+# download or key release, and left alone
+mkdir /mnt/.filesystem-0
+_c0=$(connections)
+EncfsSideCarArgs=$(args raw) run_sidecar --allow-raw-key
+is "$rc:$(errors "$err")" \
+	"8:encfs.sh: filesystem 0 (/mnt/raw): mount: /mnt/.filesystem-0 already exists (left from an earlier run? remove it once nothing is mounted on it)" \
+	"a .filesystem-0 directory that exists: exit 8, one line"
+is "$(($(connections) - _c0))" 0 "a .filesystem-0 directory that exists: refused before any connection"
+ok "$([ -d /mnt/.filesystem-0 ] && echo 0 || echo 1)" "a .filesystem-0 directory that exists: it is left alone"
+rmdir /mnt/.filesystem-0
+nothing_left "a .filesystem-0 directory that exists"
 
 # --- failures half way: each undoes everything -----------------------------------------------
 fails missing 3 "encfs.sh: filesystem 0 (/mnt/missing): fetch: encfs-fetch: " "a blob that does not exist"
