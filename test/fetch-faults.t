@@ -48,8 +48,7 @@ for f in \
 	'{"kind":"pagelist","action":"reset","count":1}' \
 	'{"kind":"pagelist","action":"status","status":503,"retry_after":1,"count":1}' \
 	'{"kind":"head","action":"status","status":503,"count":1}'; do
-	proxy_ctl DELETE /_fault >/dev/null
-	proxy_ctl DELETE /_stats >/dev/null
+	proxy_reset
 	fault "$f"
 	fetch "$ep/pub/dense"
 	is "$rc:$(sha256 "$T/got" 2>/dev/null)" "0:$want" "file exact after $f"
@@ -78,8 +77,7 @@ is "$rc:$(sha256 "$T/got" 2>/dev/null)" "0:$(sha256 "$T/sparse")" "sparse page b
 
 # a page list served in pages with NextMarker continuations (as Blob Storage does for long lists;
 # Azurite does not), one continuation reset on the way
-proxy_ctl DELETE /_fault >/dev/null
-proxy_ctl DELETE /_stats >/dev/null
+proxy_reset
 fault '{"kind":"pagelist","action":"reset","count":1,"skip":1}'
 fault '{"kind":"pagelist","action":"paginate","page":1,"count":-1}'
 fetch "$ep/pub/sparse"
@@ -92,8 +90,7 @@ is "$rc:$sum" "0:$(sha256 "$T/sparse")" "stdout exact from a paged page list"
 is "$(stat_of by_kind.pagelist.requests)" 3 "three page list requests"
 
 # ranges start while the rest of the page list is still coming: the third page is held 3 s
-proxy_ctl DELETE /_fault >/dev/null
-proxy_ctl DELETE /_stats >/dev/null
+proxy_reset
 fault '{"kind":"pagelist","action":"paginate","page":1,"delay_page":2,"delay":3,"count":-1}'
 rm -f "$T/got"
 encfs-fetch --allow-http -o "$T/got" "$ep/pub/sparse" 2>"$T/err" &
@@ -106,8 +103,7 @@ wait $pid || rc=$?
 is "$rc:$(sha256 "$T/got" 2>/dev/null)" "0:$(sha256 "$T/sparse")" "  and the file is exact"
 
 # 403: one clear error, no retries
-proxy_ctl DELETE /_fault >/dev/null
-proxy_ctl DELETE /_stats >/dev/null
+proxy_reset
 fault '{"kind":"range","action":"status","status":403,"count":-1}'
 fetch -j 2 "$ep/pub/dense"
 is "$rc" 5 "403 on a range is exit 5"
@@ -127,8 +123,7 @@ ok "$([ ! -e "$T/got" ] && echo 0 || echo 1)" "no output file after giving up"
 
 # the blob overwritten mid-download: the second range waits at the proxy while the blob changes
 for mode in file stdout; do
-	proxy_ctl DELETE /_fault >/dev/null
-	proxy_ctl DELETE /_stats >/dev/null
+	proxy_reset
 	blobjs put-page "$az_ep" pub victim "$T/dense" >/dev/null || bail "cannot upload victim"
 	fault '{"kind":"range","action":"delay","delay":3,"count":1,"skip":1}'
 	rm -f "$T/got" "$T/stdout"
@@ -169,8 +164,7 @@ is "$(ls -A "$T/d"):$(stat -c %a "$T/d/img")" img:600 "  mode 0600, no temporary
 # SIGTERM/SIGINT mid-download: no partial file; with --force the old file stays
 for sig in TERM INT; do
 	for force in "" --force; do
-		proxy_ctl DELETE /_fault >/dev/null
-		proxy_ctl DELETE /_stats >/dev/null
+		proxy_reset
 		fault '{"kind":"range","action":"delay","delay":4,"count":1,"skip":1}'
 		rm -f "$T/d/img"
 		[ -n "$force" ] && echo old >"$T/d/img"
@@ -232,15 +226,13 @@ fetch "$ep/pub/sparse"
 is "$rc" 4 "a page list response without ETag is refused (exit 4)"
 like "$err" "no ETag" "  the error says so"
 ok "$([ ! -e "$T/got" ] && echo 0 || echo 1)" "  no output file"
-proxy_ctl DELETE /_fault >/dev/null
-proxy_ctl DELETE /_stats >/dev/null
+proxy_reset
 fault '{"kind":"pagelist","action":"paginate","loop":["same"],"count":-1}'
 fetch "$ep/pub/sparse"
 is "$rc" 4 "a service repeating its continuation marker is refused (exit 4)"
 like "$err" "the same continuation marker" "  the error says so"
 is "$(stat_of by_kind.pagelist.requests)" 2 "  after two page list requests"
-proxy_ctl DELETE /_fault >/dev/null
-proxy_ctl DELETE /_stats >/dev/null
+proxy_reset
 fault '{"kind":"pagelist","action":"paginate","loop":["a","b","c"],"count":-1}'
 fetch "$ep/pub/sparse"
 is "$rc" 4 "a service cycling through continuation markers is refused (exit 4)"

@@ -91,6 +91,12 @@ proxy_ctl() {
 	fi
 }
 
+# proxy_reset: the proxy passes everything through again, its counters at zero
+proxy_reset() {
+	proxy_ctl DELETE /_fault >/dev/null
+	proxy_ctl DELETE /_stats >/dev/null
+}
+
 # json_get JSON PATH: a value from a JSON document (PATH like by_kind.range.body_bytes)
 json_get() {
 	"$PYTHON" -c 'import json, sys

@@ -15,11 +15,7 @@ ok "$([ -x /usr/bin/encfs-dmsetup ] && echo 0 || echo 1)" "make install put encf
 # What is left of our work: dm devices, loop devices, keys of the dm-crypt kind in the keyrings.
 # Unlinked keys are garbage-collected by the kernel a moment later: wait up to 3 s for that.
 leftovers() {
-	_i=0
-	while grep -q 'logon.*cryptsetup:' /proc/keys && [ $_i -lt 30 ]; do
-		sleep 0.1
-		_i=$((_i + 1))
-	done
+	await_key_gc
 	printf 'dm:[%s] loop:[%s] keys:[%s]' \
 		"$(dmsetup ls 2>/dev/null | grep -v '^No devices found' | cut -f1 | tr '\n' ' ')" \
 		"$(losetup -l -n -O NAME,BACK-FILE | tr '\n' ' ')" \

@@ -18,3 +18,13 @@ vm_disk() {
 
 # vm_now: seconds since the epoch with nanoseconds (coreutils date in the VM)
 vm_now() { date +%s.%N; }
+
+# await_key_gc: dm-crypt keys unlinked from the keyrings are collected by the kernel a moment
+# later: waits (at most 3 s) until /proc/keys holds none, so that a check sees what is really left
+await_key_gc() {
+	_i=0
+	while grep -q 'logon.*cryptsetup:' /proc/keys && [ $_i -lt 30 ]; do
+		sleep 0.1
+		_i=$((_i + 1))
+	done
+}

@@ -31,11 +31,7 @@ connections() { awk '$1 == "Tcp:" && $6 ~ /^[0-9]+$/ {print $6}' /proc/net/snmp;
 # in the keyrings (unlinked keys are collected by the kernel a moment later: wait up to 3 s for
 # that), anything under /mnt, work directories, tools still running.
 leftovers() {
-	_i=0
-	while grep -q 'logon.*cryptsetup:' /proc/keys && [ $_i -lt 30 ]; do
-		sleep 0.1
-		_i=$((_i + 1))
-	done
+	await_key_gc
 	printf 'mounts:[%s] dm:[%s] loop:[%s] keys:[%s] mnt:[%s] work:[%s] procs:[%s]' \
 		"$(grep '^/dev/mapper/' /proc/mounts | cut -d' ' -f1,2 | tr '\n' ' ')" \
 		"$(dmsetup ls 2>/dev/null | grep -v '^No devices found' | cut -f1 | tr '\n' ' ')" \
