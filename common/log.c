@@ -162,16 +162,77 @@ void log_redact(const char *in, char *out, size_t outsz)
 
 /* --- output ------------------------------------------------------------------------------- */
 
+/* Length of the well-formed UTF-8 sequence at s (1..4), or 0 when it is not one (overlong forms,
+ * surrogates and code points past U+10FFFF included). */
+static size_t utf8_len(const unsigned char *s)
+{
+	unsigned c = s[0];
+	size_t n;
+	unsigned min, cp;
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2, min = 0x80, cp = c & 0x1f;
+	else if (c >= 0xe0 && c <= 0xef)
+		n = 3, min = 0x800, cp = c & 0x0f;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 4, min = 0x10000, cp = c & 0x07;
+	else
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+void log_sanitize(const char *in, char *out, size_t outsz)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+	if (outsz == 0)
+		return;
+	for (const unsigned char *p = (const unsigned char *)in; *p;) {
+		char esc[8];
+		size_t n = utf8_len(p), elen = 0;
+		if (n == 1 && (*p < 0x20 || *p == 0x7f)) {
+			/* C0 controls and DEL: \xHH, so an ESC from a server drives no terminal */
+			esc[0] = '\\', esc[1] = 'x', esc[2] = hex[*p >> 4], esc[3] = hex[*p & 15];
+			elen = 4;
+			n = 1;
+		} else if (n == 2 && p[0] == 0xc2 && p[1] < 0xa0) {
+			/* C1 controls (U+0080..U+009F, CSI among them) */
+			memcpy(esc, "\\u00", 4);
+			esc[4] = hex[p[1] >> 4], esc[5] = hex[p[1] & 15];
+			elen = 6;
+		} else if (n == 0) {
+			esc[0] = '?'; /* a byte that is not UTF-8 */
+			elen = 1;
+			n = 1;
+		}
+		const char *src = elen ? esc : (const char *)p;
+		size_t len = elen ? elen : n;
+		if (o + len >= outsz)
+			break; /* cut at a character boundary, never inside one */
+		memcpy(out + o, src, len);
+		o += len;
+		p += n;
+	}
+	out[o] = '\0';
+}
+
 __attribute__((format(printf, 2, 0))) static void emit(const char *prefix, const char *fmt,
 							  va_list ap)
 {
-	char raw[4096], clean[4096], line[4200];
+	char raw[4096], redacted[4096], clean[4096], line[4200];
 	vsnprintf(raw, sizeof raw, fmt, ap);
-	/* one line per message: a newline inside would let input forge log lines */
-	for (char *p = raw; *p; p++)
-		if (*p == '\n' || *p == '\r')
-			*p = ' ';
-	log_redact(raw, clean, sizeof clean);
+	log_redact(raw, redacted, sizeof redacted);
+	/* one line per message, and no byte that a terminal or log viewer would act on: servers'
+	 * ETags, error codes and bodies reach messages */
+	log_sanitize(redacted, clean, sizeof clean);
 	int n = snprintf(line, sizeof line, "%s: %s%s\n", progname, prefix, clean);
 	if (n < 0)
 		return;

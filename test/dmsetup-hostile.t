@@ -92,13 +92,15 @@ run encfs-dmsetup dump "$T/v.img"
 is "$rc" 0 "stripes 3999: the header itself is valid (as for cryptsetup)"
 refused "stripes not 4000" "test" 3 "3999 AF stripes"
 variant iter 'j["keyslots"]["0"]["kdf"]["iterations"] = 2147483647'
-refused "huge PBKDF2 iteration count" "test" 3 "2147483647 iterations is outside"
+refused "huge PBKDF2 iteration count" "test" 3 "keyslot 0: PBKDF2 with 2147483647 iterations is above the limit of 10000000 (--max-pbkdf2-iterations)"
+variant iter2 'j["keyslots"]["0"]["kdf"]["iterations"] = 2147483648'
+refused "PBKDF2 iteration count past OpenSSL's int, the limit at its highest" "test --max-pbkdf2-iterations 2147483647" 3 "keyslot 0: PBKDF2 with 2147483648 iterations is above the limit of 2147483647"
 variant diter 'j["digests"]["0"]["iterations"] = 2147483647'
-refused "huge digest iteration count" "test" 3 "2147483647 iterations is outside"
+refused "huge digest iteration count" "test" 3 "keyslot 0: its digest's PBKDF2 with 2147483647 iterations is above the limit of 10000000 (--max-pbkdf2-iterations)"
 variant argon_mem 'j["keyslots"]["0"]["kdf"] = {"type": "argon2id", "time": 4, "memory": 4194305, "cpus": 1, "salt": j["keyslots"]["0"]["kdf"]["salt"]}'
-refused "huge Argon2 memory" "test" 3 "memory 4194305 KiB is outside"
+refused "huge Argon2 memory" "test" 3 "keyslot 0: Argon2 memory of 4194305 KiB is above the limit of "
 variant argon_time 'j["keyslots"]["0"]["kdf"] = {"type": "argon2id", "time": 4294967295, "memory": 1048576, "cpus": 4, "salt": j["keyslots"]["0"]["kdf"]["salt"]}'
-refused "huge Argon2 time" "test" 3 "time cost 4294967295 is outside"
+refused "huge Argon2 time" "test" 3 "keyslot 0: Argon2 time cost 4294967295 is above the limit of 32 (--max-argon2-time)"
 variant argon_lanes 'j["keyslots"]["0"]["kdf"] = {"type": "argon2i", "time": 4, "memory": 65536, "cpus": 1000, "salt": j["keyslots"]["0"]["kdf"]["salt"]}'
 refused "Argon2 lanes" "test" 3 "1000 lanes is outside"
 variant keysize 'j["keyslots"]["0"]["key_size"] = 4096'
@@ -247,4 +249,82 @@ like "$out" "Header copy:   	primary" "secondary with a lower seqid loses"
 variant badjson2 'seq += 1; j["segments"]["0"]["offset"] = "x"' secondary
 run encfs-dmsetup dump "$T/v.img"
 like "$out" "Header copy:   	primary" "a newer secondary that fails validation is not used"
+# The cost policy (encfs-dmsetup(1), LIMITS): defaults, options that lower and raise them, and
+# the total time spent on keyslots.  A refusal names the keyslot and the limit.
+refused_cost() { # refused_cost NAME IMG OPTIONS EXIT SUBSTRING
+	# shellcheck disable=SC2086 # OPTIONS are words
+	run encfs-dmsetup test $3 "$2" <"$T/key"
+	is "$rc" "$4" "$1: exit $4"
+	like "$err" "$5" "$1: error says \"$5\""
+	is "$(printf '%s\n' "$err" | wc -l)" 1 "$1: one line on stderr"
+}
+cp "$T/base.img" "$T/v.img"
+refused_cost "--max-pbkdf2-iterations below the keyslot's 1000" "$T/v.img" "--max-pbkdf2-iterations 999" 3 \
+	"keyslot 0: PBKDF2 with 1000 iterations is above the limit of 999 (--max-pbkdf2-iterations)"
+run encfs-dmsetup test --max-pbkdf2-iterations 1000 "$T/v.img" <"$T/key"
+is "$rc" 0 "--max-pbkdf2-iterations equal to the keyslot's: opens"
+variant iter20m 'j["keyslots"]["0"]["kdf"]["iterations"] = 20000000'
+run encfs-dmsetup -v test --max-pbkdf2-iterations 19999999 "$T/v.img" <"$T/key"
+is "$rc" 3 "20000000 iterations under a lowered limit: refused before deriving"
+for bad in 0 -1 x 2147483648; do
+	run encfs-dmsetup test --max-pbkdf2-iterations "$bad" "$T/v.img" <"$T/key"
+	is "$rc:$err" "2:encfs-dmsetup: usage: --max-pbkdf2-iterations wants a whole number from 1 to 2147483647 (see --help)" \
+		"--max-pbkdf2-iterations $bad: a usage error"
+done
+run encfs-dmsetup dump --max-unlock-time 5 "$T/v.img"
+is "$rc" 2 "dump takes no limits"
+
+truncate -s 8M "$T/a2.img"
+cryptsetup luksFormat -q --type luks2 --key-file "$T/key" --pbkdf argon2id --pbkdf-force-iterations 4 \
+	--pbkdf-memory 65536 --pbkdf-parallel 1 --offset 4096 "$T/a2.img" >"$T/cs.log" 2>&1 ||
+	bail "cryptsetup luksFormat (argon2id) failed: $(cat "$T/cs.log")"
+refused_cost "--max-argon2-memory below the keyslot's 64 MiB" "$T/a2.img" "--max-argon2-memory 63" 3 \
+	"keyslot 0: Argon2 memory of 65536 KiB is above the limit of 64512 KiB (--max-argon2-memory, and the memory available)"
+refused_cost "--max-argon2-time below the keyslot's 4" "$T/a2.img" "--max-argon2-time 3" 3 \
+	"keyslot 0: Argon2 time cost 4 is above the limit of 3 (--max-argon2-time)"
+run encfs-dmsetup test --max-argon2-memory 64 --max-argon2-time 4 "$T/a2.img" <"$T/key"
+is "$rc" 0 "Argon2 limits equal to the keyslot's: opens"
+
+# Many slow keyslots (a hostile header's 32 keyslots at the maximum took 20 minutes): unlocking
+# stops once --max-unlock-time has been spent.  Three keyslots of 3000000 iterations (a second or
+# more each here) and a limit of 1 s: the first is tried, the second is not started.
+cp "$T/base.img" "$T/many.img"
+for k in 1 2; do
+	printf 'other%s' "$k" >"$T/key$k"
+	cryptsetup luksAddKey -q --key-file "$T/key" --pbkdf pbkdf2 --pbkdf-force-iterations 1000 \
+		"$T/many.img" "$T/key$k" >"$T/cs.log" 2>&1 || bail "cryptsetup luksAddKey failed: $(cat "$T/cs.log")"
+done
+"$PYTHON" "$T/mangle.py" "$T/many.img" 'for k in j["keyslots"].values(): k["kdf"]["iterations"] = 3000000' ||
+	bail "mangling the keyslots' iterations failed"
+printf 'not the key' >"$T/wrong"
+run encfs-dmsetup test --max-unlock-time 1 --key-file "$T/wrong" "$T/many.img"
+is "$rc" 3 "three slow keyslots, --max-unlock-time 1: exit 3"
+like "$err" "unlocking: stopped before keyslot 1: 1 keyslots took " "... stopped after the first keyslot, naming the next"
+like "$err" "the limit is 1000 ms (--max-unlock-time)" "... and the limit"
+run encfs-dmsetup test --key-file "$T/wrong" "$T/many.img"
+is "$rc:$err" "7:encfs-dmsetup: unlocking: no key slot matches this key" "the default limit lets all three be tried"
+
+# An empty key never opens anything: a header whose keyslot takes the empty passphrase (cryptsetup
+# makes one from an empty key file) is what a hostile storage owner serves when the step before
+# encfs-dmsetup in a pipeline failed and left nothing on the pipe.
+: >"$T/empty.key"
+truncate -s 8M "$T/empty.img"
+cryptsetup luksFormat -q --type luks2 --key-file "$T/empty.key" --pbkdf pbkdf2 --pbkdf-force-iterations 1000 \
+	--offset 4096 "$T/empty.img" >"$T/cs.log" 2>&1 || bail "cryptsetup luksFormat (empty key) failed: $(cat "$T/cs.log")"
+run cryptsetup open --test-passphrase --key-file "$T/empty.key" "$T/empty.img"
+is "$rc" 0 "oracle: cryptsetup opens that header with the empty key"
+msg="it is empty (the step before this one probably failed: check its error)"
+for sub in test table open; do
+	args="$T/empty.img"
+	[ "$sub" = open ] && args="$T/empty.img emptykey"
+	# shellcheck disable=SC2086 # DEVICE [NAME]
+	run encfs-dmsetup "$sub" $args <"$T/empty.key"
+	is "$rc:$err" "3:encfs-dmsetup: reading the key from standard input: $msg" "$sub: an empty key on standard input is refused"
+	# shellcheck disable=SC2086
+	run encfs-dmsetup "$sub" --key-file "$T/empty.key" $args
+	is "$rc:$err" "3:encfs-dmsetup: reading the key from $T/empty.key: $msg" "$sub: an empty --key-file is refused"
+done
+is "$(printf 'x' | encfs-dmsetup test "$T/empty.img" 2>&1; echo "rc=$?")" \
+	"encfs-dmsetup: unlocking: no key slot matches this key
+rc=7" "a one-byte key is a key: tried, and wrong"
 done_testing

@@ -114,17 +114,11 @@ static int loop_bind(int lfd, int ffd, const struct loop_config *cfg)
 	return 0;
 }
 
-int loop_attach(const char *file, bool ro, char *path, size_t pathsz, int *loop_fd, struct err *e)
+int loop_attach_fd(int ffd, const char *file, bool ro, char *path, size_t pathsz, int *loop_fd, struct err *e)
 {
-	int ffd = open(file, (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
-	if (ffd < 0)
-		return err_set(e, EXIT_DEVICE, "%s: %s", file, strerror(errno));
 	int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
-	if (ctl < 0) {
-		int saved = errno;
-		close(ffd);
-		return err_set(e, EXIT_DEVICE, "/dev/loop-control: %s (is the loop module loaded?)", strerror(saved));
-	}
+	if (ctl < 0)
+		return err_set(e, EXIT_DEVICE, "/dev/loop-control: %s (is the loop module loaded?)", strerror(errno));
 	struct loop_config cfg;
 	memset(&cfg, 0, sizeof cfg);
 	cfg.fd = (uint32_t)ffd;
@@ -160,7 +154,6 @@ int loop_attach(const char *file, bool ro, char *path, size_t pathsz, int *loop_
 	if (attempt == 16)
 		err_set(e, EXIT_DEVICE, "attaching %s: every free loop device was taken by others", file);
 	close(ctl);
-	close(ffd);
 	return r;
 }
 

@@ -12,9 +12,10 @@ int probe_is_luks(int fd, struct err *e);
 /* Size in bytes of a block device or regular file. */
 int fd_size(int fd, uint64_t *size, bool *is_blk, bool *is_reg);
 
-/* Attaches file to a free loop device with autoclear (and read-only when ro); path gets
- * "/dev/loopN" and *loop_fd an open descriptor that keeps it alive until closed. */
-int loop_attach(const char *file, bool ro, char *path, size_t pathsz, int *loop_fd, struct err *e);
+/* Attaches the open file ffd (named file in messages) to a free loop device with autoclear (and
+ * read-only when ro); path gets "/dev/loopN" and *loop_fd an open descriptor that keeps it alive
+ * until closed.  ffd, not a path: the loop device maps the very file that was checked. */
+int loop_attach_fd(int ffd, const char *file, bool ro, char *path, size_t pathsz, int *loop_fd, struct err *e);
 
 bool keyring_available(void);
 /* add_key("logon", desc, key) into the thread keyring; the key id or -1. */

@@ -19,7 +19,7 @@
 #define LUKS_MAX_KEY_BYTES 128        /* volume key and keyslot key sizes */
 #define LUKS_STRIPES 4000             /* AF stripes: the only value cryptsetup accepts */
 #define LUKS_SALT_BYTES 32
-#define LUKS_MAX_PBKDF2_ITER 20000000u /* about 15 s of SHA-256 on one core here */
+#define LUKS_MAX_PBKDF2_ITER 2147483647u /* OpenSSL takes an int; the policy (luks_limits) bounds the cost */
 #define LUKS_MAX_ARGON2_MEMORY_KIB 4194304u /* 4 GiB: cryptsetup's own ceiling */
 #define LUKS_MAX_ARGON2_TIME 1000u
 #define LUKS_MAX_ARGON2_WORK_KIB 33554432ull /* time x memory: 32 passes over 1 GiB */
@@ -157,12 +157,27 @@ int luks_data_segment(const struct luks_volume *v, struct err *e);
  * unless the header is detached.  detached: the header lives apart from the data device. */
 int luks_check_activation(const struct luks_volume *v, bool detached, struct err *e);
 
+/* What unlocking may cost, a policy on top of the hard limits above (options of encfs-dmsetup,
+ * documented in its LIMITS section).  A keyslot asking for more is not tried; unlocking stops
+ * once max_total_ms have been spent on keyslots. */
+struct luks_limits {
+	uint64_t max_pbkdf2_iterations; /* one PBKDF2 keyslot */
+	uint32_t max_argon2_time;       /* one Argon2 keyslot's time cost */
+	uint64_t max_argon2_memory_kib; /* one Argon2 keyslot's memory (already capped by what is free) */
+	long long max_total_ms;         /* all keyslots together */
+};
+#define LUKS_DEFAULT_MAX_PBKDF2_ITER 10000000u /* cryptsetup's 2 s target on a fast CPU is ~5M */
+#define LUKS_DEFAULT_MAX_ARGON2_TIME 32u
+#define LUKS_DEFAULT_MAX_ARGON2_MIB 1024u     /* cryptsetup's default maximum for new keyslots */
+#define LUKS_DEFAULT_MAX_UNLOCK_S 60u
+
 /* Unlocks a keyslot with the passphrase (key file bytes): into vk (secbuf, allocated here).
  * for_segment: only keyslots whose digest covers the data segment (open, table); otherwise any
- * keyslot (test).  *slot receives the keyslot id.  EXIT_CRYPTO "no key slot matches this key"
- * when none does. */
+ * keyslot (test).  lim: the cost policy (NULL: no policy beyond the hard limits).  *slot receives
+ * the keyslot id.  EXIT_CRYPTO "no key slot matches this key" when none does; EXIT_CONFIG when
+ * no keyslot could be tried, naming the last one and why (a limit among the reasons). */
 int luks_unlock(const struct luks_volume *v, const unsigned char *pass, size_t pass_len,
-		bool for_segment, struct secbuf *vk, int *slot, struct err *e);
+		bool for_segment, const struct luks_limits *lim, struct secbuf *vk, int *slot, struct err *e);
 
 /* Crypto helpers (OpenSSL, libargon2), also used by the unit tests. */
 const struct evp_md_st *luks_hash_md(const char *luks_name); /* the OpenSSL EVP_MD, or NULL */

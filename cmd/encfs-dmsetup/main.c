@@ -18,18 +18,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #define KEY_FILE_MAX (8u << 20) /* cryptsetup's default key file limit: 8 MiB */
 
 static const char USAGE[] =
 	"usage: encfs-dmsetup [-v] open [--readonly] [--allow-discards] [--header HDR]\n"
-	"                     [--key-file FILE|-] [--no-keyring] DEVICE NAME\n"
+	"                     [--key-file FILE|-] [--no-keyring] [LIMITS] DEVICE NAME\n"
 	"       encfs-dmsetup [-v] close NAME\n"
 	"       encfs-dmsetup [-v] table [--showkeys] [--header HDR] [--key-file FILE|-]\n"
-	"                     [--no-keyring] DEVICE [NAME]\n"
-	"       encfs-dmsetup [-v] test [--header HDR] [--key-file FILE|-] DEVICE\n"
+	"                     [--no-keyring] [LIMITS] DEVICE [NAME]\n"
+	"       encfs-dmsetup [-v] test [--header HDR] [--key-file FILE|-] [LIMITS] DEVICE\n"
 	"       encfs-dmsetup [-v] dump [--json] [--header HDR] DEVICE\n"
 	"       encfs-dmsetup -h | --help\n"
 	"options:\n"
@@ -38,6 +40,11 @@ static const char USAGE[] =
 	"  -h, --help         print this help\n"
 	"  --json             dump: print the header as JSON\n"
 	"  --key-file FILE|-  read the key file bytes from FILE (default: standard input)\n"
+	"  --max-argon2-memory MIB      LIMITS: memory of an Argon2 keyslot (default 1024,\n"
+	"                               never more than the memory available)\n"
+	"  --max-argon2-time N          LIMITS: time cost of an Argon2 keyslot (default 32)\n"
+	"  --max-pbkdf2-iterations N    LIMITS: iterations of a PBKDF2 keyslot (default 10000000)\n"
+	"  --max-unlock-time SECONDS    LIMITS: time spent trying keyslots (default 60)\n"
 	"  --no-keyring       put the volume key in the table as hex, not as a kernel keyring key\n"
 	"  --readonly         open read-only\n"
 	"  --showkeys         table: print the volume key in hex instead of zeros\n"
@@ -46,20 +53,73 @@ static const char USAGE[] =
 struct opts {
 	bool readonly, allow_discards, no_keyring, showkeys, json;
 	const char *header, *key_file;
+	struct luks_limits limits;
 	char *args[2];
 	int nargs;
 };
 
 static _Noreturn void usage_error(const char *why)
 {
-	fprintf(stderr, "%s: usage: %s (see --help)\n", log_progname(), why);
-	exit(EXIT_USAGE);
+	die(EXIT_USAGE, "usage: %s (see --help)", why);
 }
+
+static unsigned long long limit_arg(const char *opt, const char *v, unsigned long long max)
+{
+	char *end;
+	errno = 0;
+	unsigned long long x = strtoull(v, &end, 10);
+	if (errno || end == v || *end || v[0] == '-' || x == 0 || x > max) {
+		char why[160];
+		snprintf(why, sizeof why, "%s wants a whole number from 1 to %llu", opt, max);
+		usage_error(why);
+	}
+	return x;
+}
+
+/* KiB of memory this process may still use: MemAvailable, and below a cgroup (v2) limit what
+ * the cgroup has left.  0 when unknown. */
+static uint64_t memory_available_kib(void)
+{
+	uint64_t avail = 0;
+	FILE *f = fopen("/proc/meminfo", "re");
+	if (f) {
+		char line[128];
+		unsigned long long kib;
+		while (fgets(line, sizeof line, f))
+			if (sscanf(line, "MemAvailable: %llu kB", &kib) == 1)
+				avail = kib;
+		fclose(f);
+	}
+	unsigned long long max = 0, cur = 0;
+	f = fopen("/sys/fs/cgroup/memory.max", "re");
+	if (f) {
+		if (fscanf(f, "%llu", &max) != 1)
+			max = 0; /* "max": no limit */
+		fclose(f);
+	}
+	f = fopen("/sys/fs/cgroup/memory.current", "re");
+	if (f) {
+		if (fscanf(f, "%llu", &cur) != 1)
+			cur = 0;
+		fclose(f);
+	}
+	if (max > 0) {
+		uint64_t left = max > cur ? (max - cur) / 1024 : 0;
+		if (!avail || left < avail)
+			avail = left;
+	}
+	return avail;
+}
+
 
 static void parse(int argc, char **argv, const char *cmd, struct opts *o)
 {
-	enum { O_RO = 256, O_DISC, O_HDR, O_KEY, O_NOKR, O_SHOW, O_JSON };
+	enum { O_RO = 256, O_DISC, O_HDR, O_KEY, O_NOKR, O_SHOW, O_JSON, O_PBKDF2, O_A2TIME, O_A2MEM, O_UNLOCK };
 	static const struct option lo[] = {
+		{"max-pbkdf2-iterations", required_argument, NULL, O_PBKDF2},
+		{"max-argon2-time", required_argument, NULL, O_A2TIME},
+		{"max-argon2-memory", required_argument, NULL, O_A2MEM},
+		{"max-unlock-time", required_argument, NULL, O_UNLOCK},
 		{"readonly", no_argument, NULL, O_RO},    {"allow-discards", no_argument, NULL, O_DISC},
 		{"header", required_argument, NULL, O_HDR}, {"key-file", required_argument, NULL, O_KEY},
 		{"no-keyring", no_argument, NULL, O_NOKR}, {"showkeys", no_argument, NULL, O_SHOW},
@@ -101,6 +161,23 @@ static void parse(int argc, char **argv, const char *cmd, struct opts *o)
 		case O_JSON:
 			ok = is_dump, o->json = true;
 			break;
+		case O_PBKDF2:
+			ok = is_open || is_table || is_test;
+			o->limits.max_pbkdf2_iterations = limit_arg("--max-pbkdf2-iterations", optarg, LUKS_MAX_PBKDF2_ITER);
+			break;
+		case O_A2TIME:
+			ok = is_open || is_table || is_test;
+			o->limits.max_argon2_time = (uint32_t)limit_arg("--max-argon2-time", optarg, LUKS_MAX_ARGON2_TIME);
+			break;
+		case O_A2MEM:
+			ok = is_open || is_table || is_test;
+			o->limits.max_argon2_memory_kib =
+				1024 * limit_arg("--max-argon2-memory", optarg, LUKS_MAX_ARGON2_MEMORY_KIB / 1024);
+			break;
+		case O_UNLOCK:
+			ok = is_open || is_table || is_test;
+			o->limits.max_total_ms = 1000 * (long long)limit_arg("--max-unlock-time", optarg, 86400);
+			break;
 		default:
 			usage_error("unknown option");
 		}
@@ -110,6 +187,19 @@ static void parse(int argc, char **argv, const char *cmd, struct opts *o)
 			usage_error(why);
 		}
 	}
+	/* the policy's defaults, and never more Argon2 memory than there is */
+	struct luks_limits *l = &o->limits;
+	if (!l->max_pbkdf2_iterations)
+		l->max_pbkdf2_iterations = LUKS_DEFAULT_MAX_PBKDF2_ITER;
+	if (!l->max_argon2_time)
+		l->max_argon2_time = LUKS_DEFAULT_MAX_ARGON2_TIME;
+	if (!l->max_argon2_memory_kib)
+		l->max_argon2_memory_kib = LUKS_DEFAULT_MAX_ARGON2_MIB * 1024ull;
+	if (!l->max_total_ms)
+		l->max_total_ms = LUKS_DEFAULT_MAX_UNLOCK_S * 1000ll;
+	uint64_t avail = memory_available_kib();
+	if (avail && avail < l->max_argon2_memory_kib)
+		l->max_argon2_memory_kib = avail;
 	for (; optind < argc; optind++) {
 		if (o->nargs == 2)
 			usage_error("too many arguments");
@@ -133,6 +223,11 @@ static void read_key(const char *path, struct secbuf *key)
 		    errno == EFBIG ? "more than 8 MiB (cryptsetup's key file limit)" : strerror(errno));
 	if (fd != STDIN_FILENO)
 		close(fd);
+	/* An empty key is never a key we were given: it is what a failed step before us in a
+	 * pipeline leaves, and a hostile header can hold a keyslot that the empty passphrase opens. */
+	if (key->len == 0)
+		die(EXIT_CONFIG, "reading the key from %s: it is empty (the step before this one probably "
+		    "failed: check its error)", name);
 }
 
 /* The header device, opened, probed, read and validated once. */
@@ -142,12 +237,11 @@ struct volume {
 	struct luks_volume v;
 };
 
-static void load(const char *path, struct volume *vol)
+/* Reads the header from fd (owned by vol from here), which names path in messages. */
+static void load_fd(int fd, const char *path, struct volume *vol)
 {
 	struct err e;
-	vol->fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (vol->fd < 0)
-		die(EXIT_DEVICE, "%s: %s", path, strerror(errno));
+	vol->fd = fd;
 	bool is_blk, is_reg;
 	if (fd_size(vol->fd, &vol->blk.size, &is_blk, &is_reg) != 0)
 		die(EXIT_DEVICE, "%s: %s (a block device or a regular file is needed)", path, strerror(errno));
@@ -158,6 +252,14 @@ static void load(const char *path, struct volume *vol)
 	if (luks_read(&vol->blk, &vol->v, &e) != 0)
 		die(e.code, "%s: %s", path, e.msg);
 	log_debug("%s: LUKS%d header, uuid %s", path, vol->v.version, vol->v.uuid);
+}
+
+static void load(const char *path, struct volume *vol)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		die(EXIT_DEVICE, "%s: %s", path, strerror(errno));
+	load_fd(fd, path, vol);
 }
 
 /* UUIDs end up in the DM uuid and the keyring description: hex digits and dashes only. */
@@ -181,25 +283,29 @@ static void check_name(const char *name)
 }
 
 /* --header HDR makes the header detached unless HDR is DEVICE itself (then data offset 0 would
- * map the header). */
-static bool header_detached(const struct opts *o, const struct volume *vol)
+ * map the header).  Decided on the open descriptors, not on paths that could change meanwhile. */
+static bool header_detached(const struct opts *o, const struct volume *vol, int data_fd)
 {
 	struct stat h, d;
 	if (!o->header)
 		return false;
-	if (fstat(vol->fd, &h) != 0 || stat(o->args[0], &d) != 0)
+	if (fstat(vol->fd, &h) != 0 || fstat(data_fd, &d) != 0)
 		die(EXIT_DEVICE, "%s: %s", o->args[0], strerror(errno));
 	if (S_ISBLK(h.st_mode) && S_ISBLK(d.st_mode))
 		return h.st_rdev != d.st_rdev;
 	return h.st_dev != d.st_dev || h.st_ino != d.st_ino;
 }
 
-static void unlock(const struct volume *vol, const char *key_file, bool for_segment, struct secbuf *vk, int *slot)
+/* The key file bytes: read first thing by the commands that unlock (an empty key is the first
+ * thing to report), wiped once used, and at exit on every error path before that. */
+static struct secbuf key;
+static void wipe_key(void) { secbuf_free(&key); }
+
+/* key: read by the command first thing (an empty key is the first thing to report), wiped here */
+static void unlock(const struct volume *vol, const struct opts *o, bool for_segment, struct secbuf *vk, int *slot)
 {
-	struct secbuf key = {0};
 	struct err e;
-	read_key(key_file, &key);
-	int r = luks_unlock(&vol->v, key.data, key.len, for_segment, vk, slot, &e);
+	int r = luks_unlock(&vol->v, key.data, key.len, for_segment, &o->limits, vk, slot, &e);
 	secbuf_free(&key);
 	if (r != 0)
 		die(e.code, "%s", e.msg);
@@ -226,37 +332,64 @@ static int cmd_test(struct opts *o)
 {
 	if (o->nargs != 1)
 		usage_error("test needs DEVICE");
+	read_key(o->key_file, &key);
 	struct volume vol;
 	struct secbuf vk = {0};
 	int slot;
 	load(o->header ? o->header : o->args[0], &vol);
-	unlock(&vol, o->key_file, false, &vk, &slot);
+	unlock(&vol, o, false, &vk, &slot);
 	secbuf_free(&vk);
 	luks_volume_free(&vol.v);
 	close(vol.fd);
 	return EXIT_OK;
 }
 
-/* The data device: size, and whether it is a regular file (loop) or read-only. */
+/* The data device, opened once: without --header its header is read from this descriptor, a
+ * regular file is attached to the loop device from it, and a block device is named in the table
+ * by its device number; so a path swapped after the checks cannot change what is opened. */
 struct data_dev {
-	char path[PATH_MAX];
+	int fd;
+	char path[PATH_MAX]; /* for messages, and the device field `table` prints for a file */
 	uint64_t size;
 	bool is_reg, ro;
+	dev_t rdev;          /* a block device's number */
 };
 
-static void data_device(const char *arg, bool want_ro, struct data_dev *d)
+static void data_open(const char *arg, bool want_ro, struct data_dev *d)
 {
-	int fd = open(arg, O_RDONLY | O_CLOEXEC);
 	bool is_blk;
-	if (fd < 0)
+	d->ro = want_ro;
+	d->fd = open(arg, (want_ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	if (d->fd < 0 && !want_ro && (errno == EACCES || errno == EROFS || errno == EPERM)) {
+		d->ro = true; /* as cryptsetup: a device we may only read is opened read-only */
+		d->fd = open(arg, O_RDONLY | O_CLOEXEC);
+	}
+	if (d->fd < 0)
 		die(EXIT_DEVICE, "%s: %s", arg, strerror(errno));
-	if (fd_size(fd, &d->size, &is_blk, &d->is_reg) != 0)
+	if (fd_size(d->fd, &d->size, &is_blk, &d->is_reg) != 0)
 		die(EXIT_DEVICE, "%s: %s (a block device or a regular file is needed)", arg, strerror(errno));
 	int ro_flag = 0;
-	d->ro = want_ro || access(arg, W_OK) != 0 || (is_blk && ioctl(fd, BLKROGET, &ro_flag) == 0 && ro_flag);
-	close(fd);
+	if (is_blk && ioctl(d->fd, BLKROGET, &ro_flag) == 0 && ro_flag)
+		d->ro = true;
+	struct stat st;
+	d->rdev = fstat(d->fd, &st) == 0 ? st.st_rdev : 0;
 	if (!realpath(arg, d->path))
 		die(EXIT_DEVICE, "%s: %s", arg, strerror(errno));
+}
+
+/* Opens the data device and reads the header: from --header HDR, or from the data device's own
+ * descriptor. */
+static void open_volume(const struct opts *o, bool want_ro, struct data_dev *d, struct volume *vol)
+{
+	data_open(o->args[0], want_ro, d);
+	if (o->header)
+		load(o->header, vol);
+	else {
+		int fd = dup(d->fd);
+		if (fd < 0)
+			die(EXIT_INTERNAL, "%s: %s", o->args[0], strerror(errno));
+		load_fd(fd, o->args[0], vol);
+	}
 }
 
 /* As cryptsetup: the keyring for LUKS2 only, when the kernel and dm-crypt (1.18.1) support it. */
@@ -272,18 +405,18 @@ static int cmd_table(struct opts *o)
 {
 	if (o->nargs < 1)
 		usage_error("table needs DEVICE [NAME]");
+	read_key(o->key_file, &key);
 	struct volume vol;
 	struct data_dev d;
 	struct secbuf vk = {0};
 	struct table_line tl;
 	struct err e;
 	int slot;
-	load(o->header ? o->header : o->args[0], &vol);
-	if (luks_check_activation(&vol.v, header_detached(o, &vol), &e) != 0)
+	open_volume(o, true, &d, &vol);
+	if (luks_check_activation(&vol.v, header_detached(o, &vol, d.fd), &e) != 0)
 		die(e.code, "%s", e.msg);
 	check_uuid(&vol.v);
-	data_device(o->args[0], false, &d);
-	unlock(&vol, o->key_file, true, &vk, &slot);
+	unlock(&vol, o, true, &vk, &slot);
 	char desc[128];
 	bool kr = use_keyring(o, &vol.v) && luks_keyring_desc(&vol.v, desc, sizeof desc) == 0;
 	struct table_params p = {d.path, d.size, false, kr ? desc : NULL, o->showkeys};
@@ -301,6 +434,7 @@ static int cmd_table(struct opts *o)
 	table_line_free(&tl);
 	luks_volume_free(&vol.v);
 	close(vol.fd);
+	close(d.fd);
 	return r;
 }
 
@@ -320,33 +454,44 @@ static int cmd_open(struct opts *o)
 	char dev_path[PATH_MAX], uuid[LUKS_DM_UUID_MAX + 1], desc[128];
 
 	check_name(name);
-	load(o->header ? o->header : o->args[0], &vol);
-	if (luks_check_activation(&vol.v, header_detached(o, &vol), &e) != 0)
+	read_key(o->key_file, &key);
+	open_volume(o, o->readonly, &d, &vol);
+	if (luks_check_activation(&vol.v, header_detached(o, &vol, d.fd), &e) != 0)
 		die(e.code, "%s", e.msg);
 	check_uuid(&vol.v);
 	if (luks_dm_uuid(&vol.v, name, uuid, sizeof uuid) != 0)
 		die(EXIT_INTERNAL, "NAME \"%s\": building the device-mapper UUID failed", name);
 	if (strlen(uuid) == LUKS_DM_UUID_MAX)
 		log_info("DM uuid cut to %d bytes, as cryptsetup cuts it: %s", LUKS_DM_UUID_MAX, uuid);
-	data_device(o->args[0], o->readonly, &d);
 	/* as cryptsetup: device-mapper and the name are checked before the key derivation runs */
 	if (dm_available(&e) != 0)
 		die(e.code, "%s", e.msg);
 	if (dm_exists(name))
 		die(EXIT_DEVICE, "device-mapper: %s already exists", name);
-	unlock(&vol, o->key_file, true, &vk, &slot);
-	/* nothing exists yet: from here on every step is undone on failure */
-	snprintf(dev_path, sizeof dev_path, "%s", d.path);
+	unlock(&vol, o, true, &vk, &slot);
+	/* Nothing exists yet: from here on every step is undone on failure.  A stop signal is held
+	 * back until the end, so that exit status 0 means "the device exists and is ours" and any
+	 * other means "nothing was made" (encfs.sh's cleanup relies on it). */
+	sigset_t stop, old;
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGHUP);
+	sigprocmask(SIG_BLOCK, &stop, &old);
 	if (d.is_reg) {
-		if (loop_attach(d.path, d.ro, dev_path, sizeof dev_path, &loop_fd, &e) != 0)
+		char loop_path[64];
+		if (loop_attach_fd(d.fd, d.path, d.ro, loop_path, sizeof loop_path, &loop_fd, &e) != 0)
 			goto fail;
-		log_info("%s: attached to %s%s", d.path, dev_path, d.ro ? " (read-only)" : "");
+		log_info("%s: attached to %s%s", d.path, loop_path, d.ro ? " (read-only)" : "");
 		bool blk, reg;
-		if (fd_size(loop_fd, &d.size, &blk, &reg) != 0) {
-			err_set(&e, EXIT_DEVICE, "%s: size: %s", dev_path, strerror(errno));
+		struct stat st;
+		if (fd_size(loop_fd, &d.size, &blk, &reg) != 0 || fstat(loop_fd, &st) != 0) {
+			err_set(&e, EXIT_DEVICE, "%s: size: %s", loop_path, strerror(errno));
 			goto fail;
 		}
+		d.rdev = st.st_rdev;
 	}
+	snprintf(dev_path, sizeof dev_path, "%u:%u", major(d.rdev), minor(d.rdev));
 	bool kr = use_keyring(o, &vol.v) && luks_keyring_desc(&vol.v, desc, sizeof desc) == 0;
 	if (kr && (key_id = keyring_add_logon(desc, vk.data, vk.len)) < 0) {
 		log_info("kernel keyring: %s; loading the key as hex", strerror(errno));
@@ -356,6 +501,12 @@ static int cmd_open(struct opts *o)
 	if (luks_build_table(&vol.v, vk.data, vk.len, &p, &tl, &e) != 0)
 		goto fail;
 	secbuf_free(&vk);
+	sigset_t pending;
+	if (sigpending(&pending) == 0 && (sigismember(&pending, SIGTERM) || sigismember(&pending, SIGINT) ||
+					  sigismember(&pending, SIGHUP))) {
+		err_set(&e, EXIT_DEVICE, "open: stopped by a signal before the device was created (nothing was left)");
+		goto fail;
+	}
 	dm_tried = true;
 	if (dm_create_crypt(name, uuid, d.ro, &tl, &e) != 0)
 		goto fail;
@@ -367,7 +518,9 @@ static int cmd_open(struct opts *o)
 		close(loop_fd);
 	luks_volume_free(&vol.v);
 	close(vol.fd);
+	close(d.fd);
 	log_info("opened /dev/mapper/%s (%s)", name, uuid);
+	/* a stop signal that came meanwhile is for the caller, who now owns the device: exit 0 */
 	return EXIT_OK;
 fail:
 	table_line_free(&tl);
@@ -395,6 +548,7 @@ int main(int argc, char **argv)
 {
 	log_init(argv[0]);
 	secmem_init();
+	atexit(wipe_key);
 	/* global -v/-h before the subcommand */
 	int i = 1;
 	for (; i < argc && argv[i][0] == '-'; i++) {

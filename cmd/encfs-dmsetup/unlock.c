@@ -5,6 +5,7 @@
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 int luks_data_segment(const struct luks_volume *v, struct err *e)
 {
@@ -65,9 +66,40 @@ int luks_check_activation(const struct luks_volume *v, bool detached, struct err
 	return 0;
 }
 
+/* The cost policy, checked before a keyslot's key derivation runs. */
+static int within_limits(const struct luks_keyslot *s, const struct luks_digest *d, const struct luks_limits *lim,
+			 const char *where, struct err *e)
+{
+	if (!lim)
+		return 0;
+	if (s->kdf == KDF_PBKDF2 && s->iterations > lim->max_pbkdf2_iterations)
+		return err_set(e, EXIT_CONFIG, "%s: PBKDF2 with %" PRIu64 " iterations is above the limit of %" PRIu64
+			       " (--max-pbkdf2-iterations)", where, s->iterations, lim->max_pbkdf2_iterations);
+	if (d->iterations > lim->max_pbkdf2_iterations)
+		return err_set(e, EXIT_CONFIG, "%s: its digest's PBKDF2 with %" PRIu64 " iterations is above the limit "
+			       "of %" PRIu64 " (--max-pbkdf2-iterations)", where, d->iterations, lim->max_pbkdf2_iterations);
+	if (s->kdf == KDF_ARGON2I || s->kdf == KDF_ARGON2ID) {
+		if (s->time > lim->max_argon2_time)
+			return err_set(e, EXIT_CONFIG, "%s: Argon2 time cost %" PRIu32 " is above the limit of %" PRIu32
+				       " (--max-argon2-time)", where, s->time, lim->max_argon2_time);
+		if (s->memory_kib > lim->max_argon2_memory_kib)
+			return err_set(e, EXIT_CONFIG, "%s: Argon2 memory of %" PRIu32 " KiB is above the limit of %" PRIu64
+				       " KiB (--max-argon2-memory, and the memory available)", where, s->memory_kib,
+				       lim->max_argon2_memory_kib);
+	}
+	return 0;
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* Tries one keyslot; 1 when the key opens it (vk filled), 0 when it does not, -1 on a hard error. */
 static int try_keyslot(const struct luks_volume *v, const struct luks_keyslot *s, const unsigned char *pass,
-		       size_t pass_len, unsigned char *vk, struct err *e)
+		       size_t pass_len, const struct luks_limits *lim, unsigned char *vk, struct err *e)
 {
 	const struct luks_digest *d = s->digest >= 0 ? &v->digests[s->digest] : NULL;
 	char where[40];
@@ -101,6 +133,8 @@ static int try_keyslot(const struct luks_volume *v, const struct luks_keyslot *s
 			       where, s->area_size, af_len);
 	if (v->version == 2 && s->kdf == KDF_UNKNOWN)
 		return err_set(e, EXIT_CONFIG, "%s: kdf \"%s\" is not supported", where, s->kdf_name);
+	if (within_limits(s, d, lim, where, e) != 0)
+		return -1;
 
 	struct secbuf derived = {0}, af = {0};
 	unsigned char check[64];
@@ -136,8 +170,9 @@ out:
 }
 
 int luks_unlock(const struct luks_volume *v, const unsigned char *pass, size_t pass_len, bool for_segment,
-		struct secbuf *vk, int *slot, struct err *e)
+		const struct luks_limits *lim, struct secbuf *vk, int *slot, struct err *e)
 {
+	long long started = now_ms();
 	uint64_t seg_bit = 0;
 	if (for_segment) {
 		int si = luks_data_segment(v, e);
@@ -157,11 +192,16 @@ int luks_unlock(const struct luks_volume *v, const unsigned char *pass, size_t p
 				continue;
 			if (for_segment && (s->digest < 0 || !(v->digests[s->digest].segments & seg_bit)))
 				continue;
+			long long spent = now_ms() - started;
+			if (lim && tried > 0 && spent >= lim->max_total_ms)
+				return err_set(e, EXIT_CONFIG, "unlocking: stopped before keyslot %d: %d keyslots took %lld "
+					       "ms, the limit is %lld ms (--max-unlock-time)", id, tried, spent,
+					       lim->max_total_ms);
 			if (secbuf_alloc(vk, s->key_size ? s->key_size : 1) != 0)
 				return err_set(e, EXIT_INTERNAL, "unlocking: out of memory");
 			struct err ke = {0, ""};
 			tried++;
-			int r = try_keyslot(v, s, pass, pass_len, vk->data, &ke);
+			int r = try_keyslot(v, s, pass, pass_len, lim, vk->data, &ke);
 			if (r == 1) {
 				vk->len = s->key_size;
 				*slot = s->id;

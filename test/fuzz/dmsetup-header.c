@@ -103,7 +103,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (cheap_to_unlock(&v)) {
 			struct secbuf vk = {0};
 			int slot;
-			if (luks_unlock(&v, (const unsigned char *)"fuzz", 4, data[0] & 8, &vk, &slot, &e) == 0)
+			if (luks_unlock(&v, (const unsigned char *)"fuzz", 4, data[0] & 8, NULL, &vk, &slot, &e) == 0)
 				secbuf_free(&vk);
 		}
 		luks_volume_free(&v);

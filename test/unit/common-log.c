@@ -38,6 +38,30 @@ int main(void)
 	for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
 		is_str(redact(v[i].in), v[i].out, "redact: %s", v[i].name);
 
+	/* control characters and bad UTF-8, as a hostile server sends them in ETags and error bodies */
+	static const struct { const char *in, *out, *name; } sv[] = {
+		{"ETag \"0x8D\x1b]0;pwned\x07\x1b[31m\"", "ETag \"0x8D\\x1b]0;pwned\\x07\\x1b[31m\"",
+		 "OSC title and colour escapes"},
+		{"a\nb\rc\td\x7f", "a\\x0ab\\x0dc\\x09d\\x7f", "newline, return, tab, DEL"},
+		{"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x91", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x91",
+		 "well-formed UTF-8 kept"},
+		{"x\xc2\x9b" "31m", "x\\u009b" "31m", "C1 CSI escaped"},
+		{"\x9b\xff\xc3(\xc0\xaf\xed\xa0\x80\xf4\x90\x80\x80", "???" "(" "?????????",
+		 "bytes that are not UTF-8: lone, truncated, overlong, surrogate, past U+10FFFF"},
+	};
+	for (size_t i = 0; i < sizeof sv / sizeof sv[0]; i++) {
+		char out[256];
+		log_sanitize(sv[i].in, out, sizeof out);
+		is_str(out, sv[i].out, "sanitize: %s", sv[i].name);
+	}
+	char cut[6];
+	log_sanitize("ab\xe2\x82\xac", cut, sizeof cut);
+	is_str(cut, "ab\xe2\x82\xac", "sanitize keeps a whole character that fits");
+	log_sanitize("abc\xe2\x82\xac", cut, sizeof cut);
+	is_str(cut, "abc", "... and cuts before one that does not");
+	log_sanitize("ab\x1b", cut, sizeof cut);
+	is_str(cut, "ab", "... or before an escape that does not fit");
+
 	char small[8];
 	log_redact("Bearer abcdefghijkl", small, sizeof small);
 	is_int((long long)strlen(small), 7, "redaction output is cut to its buffer");
@@ -61,6 +85,7 @@ int main(void)
 	log_info("hello Bearer abc.def.ghi");
 	log_debug("not shown at info");
 	log_warn("two\nlines");
+	log_warn("etag %s", "\"1\x1b]0;x\x07\x1b[2J\"");
 	if (dup2(saved, STDERR_FILENO) < 0)
 		return 1;
 	close(saved);
@@ -71,11 +96,14 @@ int main(void)
 	char *text = read_file_capped(path, 4096, &len);
 	like(text, "encfs-test: info: hello Bearer <redacted>", "info line written, redacted");
 	ok(text && !strstr(text, "not shown"), "debug line not written at info");
-	like(text, "encfs-test: warning: two lines", "a newline in a message cannot forge a log line");
+	like(text, "encfs-test: warning: two\\x0alines", "a newline in a message cannot forge a log line");
+	like(text, "encfs-test: warning: etag \"1\\x1b]0;x\\x07\\x1b[2J\"", "escapes reach the LogFile escaped");
+	ok(text && !strchr(text, 0x1b) && !strchr(text, 0x07), "... and no ESC or BEL byte at all");
 	free(text);
 	text = read_file_capped(errpath, 4096, &len);
 	like(text, "encfs-test: info: hello Bearer <redacted>", "standard error gets the same line, redacted");
 	ok(text && !strstr(text, "abc.def.ghi"), "... and never the token");
+	ok(text && !strchr(text, 0x1b) && strstr(text, "etag \"1\\x1b]0;x"), "... and escapes escaped");
 	free(text);
 	log_more_verbose();
 	is_int(log_get_level(), LOG_DEBUG, "-v raises the level");
