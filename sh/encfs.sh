@@ -13,7 +13,7 @@ set -u
 
 prog=encfs.sh
 usage="usage: encfs.sh [-v] [--allow-raw-key] [--allow-http] [--fake-report] [--cacert file]
-                [--work-dir dir] [EncfsSideCarArgs [LogFile [LogLevel]]]
+                [--work-dir dir] [--unmount-grace seconds] [EncfsSideCarArgs [LogFile [LogLevel]]]
 
   -v, --verbose       log more, in every step (repeatable)
   --allow-raw-key     accept raw_key instead of key release (tests only)
@@ -21,9 +21,12 @@ usage="usage: encfs.sh [-v] [--allow-raw-key] [--allow-http] [--fake-report] [--
   --fake-report       attest with a fake SNP report (test attestation services only)
   --cacert file       trust these certificates instead of the system store
   --work-dir dir      where to put the downloaded images (default /dev/shm)
+  --unmount-grace seconds
+                      on SIGTERM, how long a filesystem still in use may take to be
+                      let go before it is unmounted lazily (default 10)
   -h, --help          print this help"
 
-allow_raw="" allow_http="" fake_report="" cacert="" verbose="" work_parent=""
+allow_raw="" allow_http="" fake_report="" cacert="" verbose="" work_parent="" grace=10
 while [ $# -gt 0 ]; do
 	case $1 in
 	-v | --verbose) verbose=${verbose:--}v ;;
@@ -38,6 +41,13 @@ while [ $# -gt 0 ]; do
 	--work-dir)
 		[ $# -ge 2 ] || { echo "$usage" >&2; exit 2; }
 		work_parent=$2
+		shift
+		;;
+	--unmount-grace)
+		case ${2:-x} in
+		*[!0-9]* | "") echo "$usage" >&2; exit 2 ;;
+		esac
+		grace=$2
 		shift
 		;;
 	-h | --help) echo "$usage"; exit 0 ;;
@@ -90,14 +100,16 @@ say() { # say LEVEL MESSAGE: a line as the tools write it, to stderr and $LogFil
 hide_query() { printf '%s' "$1" | sed 's/?.*/?<query hidden>/'; }
 
 # --- state and cleanup -----------------------------------------------------------------------
-# Each step records how to undo it before it runs, so cleanup undoes exactly what exists, newest
-# first.  Undo steps check that their object is there: a step cut short may not have made it.
+# Each step records how to undo it, so cleanup undoes exactly what exists, newest first.  An undo
+# step touches only what this run made: a device, link or mount another sidecar made meanwhile
+# under the same name is left alone.
 
 work=""
 images="" # the directory of --work-dir, when given
 undo=""
 waiting=""  # the step running in the background
 sleeping="" # the sleep of the final wait
+held=""     # filesystems still in use at a stop (left to go lazily)
 push_undo() { undo="$1
 $undo"; }
 # q WORD: WORD single-quoted for eval (a mount point may hold quotes; encfs-config refuses
@@ -105,23 +117,55 @@ $undo"; }
 q() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }
 
 # the undo steps
-undo_link() { [ ! -L "$1" ] || rm -f "$1"; }
-# (a directory on another device than its parent is a mount point: what we mounted there)
+# undo_link LINK TARGET: removes LINK if it is still our link (pointing at TARGET)
+undo_link() { [ ! -L "$1" ] || [ "$(readlink "$1")" != "$2" ] || rm -f "$1"; }
+# is_mounted DIR: a directory on another device than its parent is a mount point
+is_mounted() { [ -d "$1" ] && [ "$(stat -c %d "$1")" != "$(stat -c %d "$1/..")" ]; }
+# undo_umount DIR FS: unmounts DIR; a filesystem still in use (the application holds a file) is
+# given --unmount-grace seconds to be let go, then detached lazily: it goes, and with it the
+# device, when the last file on it is closed
 undo_umount() {
-	[ -d "$1" ] && [ "$(stat -c %d "$1")" != "$(stat -c %d "$1/..")" ] || return 0
-	umount "$1"
+	is_mounted "$1" || return 0
+	_t=0
+	while ! umount "$1" 2>/dev/null; do
+		is_mounted "$1" || return 0
+		if [ "$_t" -ge $((grace * 10)) ]; then
+			umount -l "$1" || return 1
+			held="$held${held:+; }filesystem $2"
+			say warning "filesystem $2: still in use after $grace s: unmounted lazily"
+			return 0
+		fi
+		sleep 0.1
+		_t=$((_t + 1))
+	done
 }
 undo_rmdir() { [ ! -d "$1" ] || rmdir "$1"; }
-undo_close() { ! dm_exists "$1" || encfs-dmsetup close "$1"; }
-# dm_exists NAME: a device-mapper device NAME exists: its name in sysfs (a node in /dev/mapper may
-# lack, without udev, or be stale); the node only where there is no sysfs
-dm_exists() {
-	[ -d /sys/block ] || { [ -e "/dev/mapper/$1" ]; return; }
+# undo_close NAME I: closes /dev/mapper/NAME if this run's open made it ($work/opened-I exists:
+# encfs-dmsetup open exits 0 only when it created the device, and a stop signal during the open
+# either undoes it or lets it finish), and while it has the uuid it was opened with (kept in that
+# file once the step is over); with deferred removal: a device still in use goes when its last
+# user closes it
+undo_close() {
+	[ -f "$work/opened-$2" ] || return 0
+	dm_exists "$1" || return 0
+	[ ! -s "$work/opened-$2" ] || [ "$(dm_uuid "$1")" = "$(cat "$work/opened-$2")" ] || return 0
+	encfs-dmsetup ${verbose:+"$verbose"} close --deferred "$1" 2>/dev/null || return 1
+	! dm_exists "$1" || held="$held${held:+; }/dev/mapper/$1 (removed when its last user closes it)"
+}
+# dm_sysfs NAME: the sysfs directory of device-mapper device NAME: its name in sysfs (a node in
+# /dev/mapper may lack, without udev, or be stale)
+dm_sysfs() {
 	for _n in /sys/block/dm-*/dm/name; do
-		[ -f "$_n" ] && [ "$(cat "$_n")" = "$1" ] && return 0
+		[ -f "$_n" ] && [ "$(cat "$_n")" = "$1" ] && { echo "${_n%/name}"; return 0; }
 	done
 	return 1
 }
+# dm_exists NAME: a device-mapper device NAME exists (the node only where there is no sysfs)
+dm_exists() {
+	[ -d /sys/block ] || { [ -e "/dev/mapper/$1" ]; return; }
+	dm_sysfs "$1" >/dev/null
+}
+dm_uuid() { _d=$(dm_sysfs "$1") && cat "$_d/uuid"; }
 
 cleanup() {
 	trap '' TERM INT HUP
@@ -145,6 +189,16 @@ cleanup() {
 	[ -z "$images" ] || rm -rf "$images"
 	[ -z "$work" ] || rm -rf "$work"
 	images="" work=""
+}
+
+# stopped: the last line of a stop, and its status: 0, or 8 when a filesystem was still in use
+stopped() {
+	if [ -n "$held" ]; then
+		say error "stopped, but still in use: $held (a process of the container group holds files there; they go when it closes them)"
+		exit 8
+	fi
+	say info "stopped"
+	exit 0
 }
 
 # stop_waiting: ends the step running in the background: its tools get SIGTERM (their pids are in
@@ -181,8 +235,7 @@ on_signal() {
 	trap '' TERM INT HUP
 	say info "stopping: unmounting and closing"
 	cleanup
-	say info "stopped"
-	exit 0
+	stopped
 }
 trap on_signal TERM INT HUP
 
@@ -206,6 +259,8 @@ run_stage() {
 	# line; the status says it all)
 	wait "$_pid" 2>/dev/null || _rc=$?
 	rm -f "$work/pid-$_pos"
+	# proof for undo_close that this run's open made the device (exit 0 says so)
+	[ "$_name" != open ] || [ "$_rc" -ne 0 ] || : >"$work/opened-$i"
 	[ "$_rc" -eq 0 ] || echo "$_pos $_name $_rc" >>"$work/failed"
 	return "$_rc"
 }
@@ -406,7 +461,7 @@ mount_one() { # mount_one INDEX
 	say info "filesystem $fs: fetch: downloading $(hide_query "$url")"
 	step "$fs" fetch_image
 
-	push_undo "undo_close $(q "$name")"
+	push_undo "undo_close $(q "$name") $i"
 	if [ -z "$kid" ]; then
 		say info "filesystem $fs: open: the raw key of the configuration opens /dev/mapper/$name"
 		step "$fs" raw_open
@@ -415,6 +470,7 @@ mount_one() { # mount_one INDEX
 		step "$fs" release_and_open
 		rm -f "$pem"
 	fi
+	dm_uuid "$name" >"$work/opened-$i.uuid" && mv "$work/opened-$i.uuid" "$work/opened-$i"
 	say info "filesystem $fs: opened /dev/mapper/$name"
 
 	# mount beside the mount point, then link: the link appears at once, already mounted
@@ -423,11 +479,15 @@ mount_one() { # mount_one INDEX
 		fail 8 "filesystem $fs: mount: creating $(dirname "$mount_point") failed"
 	mkdir "$dir" || fail 8 "filesystem $fs: mount: creating $dir failed (check that it is free and writable)"
 	push_undo "undo_rmdir $(q "$dir")"
-	push_undo "undo_umount $(q "$dir")"
-	mount -t ext4 -o ro,noload "/dev/mapper/$name" "$dir" ||
+	push_undo "undo_umount $(q "$dir") $(q "$fs")"
+	# nosuid, nodev: set-uid files and device nodes of the image do nothing in the containers
+	# that share the mount
+	mount -t ext4 -o ro,noload,nosuid,nodev "/dev/mapper/$name" "$dir" ||
 		fail 8 "filesystem $fs: mount: mounting /dev/mapper/$name on $dir failed (check that the image holds ext4)"
-	push_undo "undo_link $(q "$mount_point")"
-	ln -s ".filesystem-$i" "$mount_point" || fail 8 "filesystem $fs: link: linking $mount_point failed"
+	push_undo "undo_link $(q "$mount_point") .filesystem-$i"
+	# -n: a link that appeared meanwhile at mount_point, pointing at a directory, is an error
+	# here, not a directory to put our link in
+	ln -s -n ".filesystem-$i" "$mount_point" 2>/dev/null || fail 8 "filesystem $fs: link: linking $mount_point failed (did something else create it meanwhile?)"
 	say info "filesystem $fs: mounted read-only at $mount_point"
 }
 

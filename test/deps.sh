@@ -31,3 +31,12 @@ if [ -f "$here/node/package.json" ]; then
 		touch "$stamp"
 	fi
 fi
+
+# The VM kernel (Debian's linux-image-amd64, unpacked into test/vm/cache): fetched here, with the
+# packages, because the tests and the demo boot it from inside network namespaces that have no
+# route to the Debian archive.
+if [ "$(id -u)" -eq 0 ]; then
+	sh "$here/vm/run.sh" --prepare
+else
+	echo "deps: not root: the VM kernel is not fetched (the real-kernel tests and make demo need it)" >&2
+fi

@@ -85,6 +85,13 @@ key wrong
 key other
 image wrong other
 import wrong wrongkey oct-HSM VAULT "$DIGEST" --key-file "$T/wrong.key"
+key race
+image race race
+import race racekey oct-HSM VAULT "$DIGEST" --key-file "$T/race.key"
+# ... and every release of racekey for 10 s: meanwhile the guest plays another sidecar, which
+# creates the device or the link this one is about to make
+curl -sS --cacert "$CA" -X POST -d '{"path": "/keys/racekey/release", "delay": 10, "count": -1}' \
+	"https://127.0.0.1:$VAULT_PORT/_fault" || bail "cannot set the vault's delay"
 key slow
 image slow slow
 import slow slowkey oct-HSM VAULT "$DIGEST" --key-file "$T/slow.key"
@@ -140,6 +147,7 @@ e2e_args "$T/cfg/missing" "$(e2e_fs /mnt/missing nosuch.img fskey oct-HSM VAULT)
 e2e_args "$T/cfg/badconfig" "$(edit "$fs_oct" "d['mount_point'] = 'mnt/relative'")"
 e2e_args "$T/cfg/readwrite" "$fs_oct" "$(edit "$fs_rsa" "d['read_write'] = True")"
 e2e_args "$T/cfg/slow" "$(e2e_fs /mnt/slow slow.img slowkey oct-HSM VAULT)"
+e2e_args "$T/cfg/race" "$(e2e_fs /mnt/race race.img racekey oct-HSM VAULT)"
 for c in "$T"/cfg/*.json; do
 	encfs-config --allow-raw-key -f "$c" check 2>/dev/null || [ "${c##*/}" = badconfig.json ] ||
 		bail "configuration ${c##*/} is not valid: $(encfs-config --allow-raw-key -f "$c" check 2>&1)"
@@ -232,7 +240,7 @@ print(" ".join(sorted({r["query"].get("resource", "") for r in json.load(open(sy
 releases=$("$PYTHON" -c 'import json, sys
 print(sorted({r["path"] for f in sys.argv[1:] for r in json.load(open(f)) if r["path"].endswith("/release")}))' \
 	"$T/vault.requests" "$T/hsm.requests")
-is "$releases" "['/keys/deniedkey/release', '/keys/fskey/release', '/keys/rsakey/release', '/keys/slowkey/release', '/keys/wrongkey/release']" \
+is "$releases" "['/keys/deniedkey/release', '/keys/fskey/release', '/keys/racekey/release', '/keys/rsakey/release', '/keys/slowkey/release', '/keys/wrongkey/release']" \
 	"the vaults were asked for exactly the keys of the scenarios"
 
 diag "vm-sidecar: $(($(date +%s) - t_start)) s in all, the VM $((t_vm_end - t_vm)) s; $(grep '^# vm:' "$T/guest.tap" | sed 's/^# //')"

@@ -19,11 +19,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* SHA-256 of the SubjectPublicKeyInfo of AMD's ARK-Milan and ARK-Genoa (the roots of every VCEK
- * on those products; certificates from https://kdsintf.amd.com/vcek/v1/{Milan,Genoa}/cert_chain). */
+/* SHA-256 of the SubjectPublicKeyInfo of AMD's ARK-Milan, ARK-Genoa and ARK-Turin (the roots of
+ * every VCEK on those products; certificates from
+ * https://kdsintf.amd.com/vcek/v1/{Milan,Genoa,Turin}/cert_chain; ARK-Turin's certificate has the
+ * SHA-256 fingerprint 1f084161a44bb6d93778a904877d4819cafa5d05ef4193b2ded9dd9c73dd3f6a). */
 static const char *const pinned_ark_spki[] = {
 	"9f056bee44377e29308cb5ffa895bdfb62d18881fa6bed8d6f075b0204089cb9", /* ARK-Milan */
 	"429a69c9422aa258ee4d8db5fcda9c6470ef15f8cd5a9cebd6cbc7d90b863831", /* ARK-Genoa */
+	"4f125410563a2ab9a50356f9243f6fe0b6f73de98603f53f90339c70e9d7ad08", /* ARK-Turin */
 };
 
 #define MAX_ROOTS 16
@@ -243,7 +246,7 @@ int amd_chain_verify(const struct amd_chain *c, struct err *e)
 	char cn[128];
 	if (!pinned)
 		return err_set(e, EXIT_CRYPTO,
-			       "ARK certificate %s is not AMD's Milan or Genoa root (its key is not pinned)",
+			       "ARK certificate %s is not AMD's Milan, Genoa or Turin root (its key is not pinned)",
 			       cn_of(c->ark, cn, sizeof cn));
 	if (check_role(c->ark, 1, "ARK", e) != 0 || check_link(c->ark, c->ark, "ARK", e) != 0 ||
 	    check_role(c->ask, 1, "ASK", e) != 0 || check_link(c->ask, c->ark, "ASK", e) != 0 ||

@@ -19,7 +19,7 @@ struct amd_chain {
 int amd_chain_load(const char *pem, size_t len, struct amd_chain *c, struct err *e);
 void amd_chain_free(struct amd_chain *c);
 
-/* ARK self-signed and pinned (AMD Milan or Genoa, or $ENCFS_AMD_ROOTS), ASK signed by ARK and
+/* ARK self-signed and pinned (AMD Milan, Genoa or Turin, or $ENCFS_AMD_ROOTS), ASK signed by ARK and
  * VCEK by ASK with RSASSA-PSS, all within their validity, VCEK an ECDSA P-384 key.  EXIT_CRYPTO. */
 int amd_chain_verify(const struct amd_chain *c, struct err *e);
 

@@ -275,12 +275,13 @@ int dm_exists(const char *name)
 	return r;
 }
 
-static int dm_remove_name(const char *name)
+/* deferred: a device still open is marked to go when its last user closes it (no retries) */
+static int dm_remove_name(const char *name, bool deferred)
 {
 	uint32_t cookie = 0;
 	bool udev = dm_udev_get_sync_support();
 	struct dm_task *t = dm_task_create(DM_DEVICE_REMOVE);
-	int ok = t && dm_task_set_name(t, name) && dm_task_retry_remove(t) &&
+	int ok = t && dm_task_set_name(t, name) && (deferred ? dm_task_deferred_remove(t) : dm_task_retry_remove(t)) &&
 		 (!udev || dm_task_set_cookie(t, &cookie, DM_UDEV_DISABLE_LIBRARY_FALLBACK)) && dm_task_run(t);
 	if (udev && cookie)
 		(void)dm_udev_wait(cookie);
@@ -340,11 +341,12 @@ int dm_rollback(const char *name, const char *uuid)
 	}
 	if (t)
 		dm_task_destroy(t);
-	return ours ? dm_remove_name(name) : 0;
+	return ours ? dm_remove_name(name, false) : 0;
 }
 
-int dm_close_crypt(const char *name, struct err *e)
+int dm_close_crypt(const char *name, bool deferred, bool *still_open, struct err *e)
 {
+	*still_open = false;
 	dm_setup();
 	struct dm_task *t = dm_task_create(DM_DEVICE_TABLE);
 	struct dm_info info;
@@ -380,10 +382,12 @@ int dm_close_crypt(const char *name, struct err *e)
 		}
 		wipe(params, strlen(params)); /* the table may hold the key in hex */
 	}
-	if (dm_remove_name(name) != 0) {
-		err_set(e, EXIT_DEVICE, "device-mapper: removing %s: %s", name, dm_why("device busy or gone"));
+	if (dm_remove_name(name, deferred) != 0) {
+		err_set(e, EXIT_DEVICE, "device-mapper: removing %s: %s%s", name, dm_why("device busy or gone"),
+			info.open_count > 0 ? " (it is in use: unmount it, or close with --deferred)" : "");
 		goto out;
 	}
+	*still_open = deferred && dm_exists(name);
 	if (keydesc[0])
 		keyring_drop_by_desc(keydesc);
 	r = 0;

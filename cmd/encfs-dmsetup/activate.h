@@ -30,7 +30,9 @@ int dm_create_crypt(const char *name, const char *uuid, bool ro, const struct ta
 /* Removes name if it exists with our uuid and no live table (a failed create whose revert
  * failed too); a live device is never touched. */
 int dm_rollback(const char *name, const char *uuid);
-/* close: checks that name is a CRYPT-* device, removes it, drops a keyring key it referenced. */
-int dm_close_crypt(const char *name, struct err *e);
+/* close: checks that name is a CRYPT-* device, removes it, drops a keyring key it referenced.
+ * deferred: a device still in use is marked for removal when its last user closes it
+ * (*still_open then says it is still there). */
+int dm_close_crypt(const char *name, bool deferred, bool *still_open, struct err *e);
 
 #endif

@@ -28,7 +28,7 @@
 static const char USAGE[] =
 	"usage: encfs-dmsetup [-v] open [--readonly] [--allow-discards] [--header HDR]\n"
 	"                     [--key-file FILE|-] [--no-keyring] [LIMITS] DEVICE NAME\n"
-	"       encfs-dmsetup [-v] close NAME\n"
+	"       encfs-dmsetup [-v] close [--deferred] NAME\n"
 	"       encfs-dmsetup [-v] table [--showkeys] [--header HDR] [--key-file FILE|-]\n"
 	"                     [--no-keyring] [LIMITS] DEVICE [NAME]\n"
 	"       encfs-dmsetup [-v] test [--header HDR] [--key-file FILE|-] [LIMITS] DEVICE\n"
@@ -36,6 +36,7 @@ static const char USAGE[] =
 	"       encfs-dmsetup -h | --help\n"
 	"options:\n"
 	"  --allow-discards   pass discards (TRIM) through dm-crypt\n"
+	"  --deferred         close: a device still in use goes when its last user closes it\n"
 	"  --header HDR       read the LUKS header from HDR (detached header)\n"
 	"  -h, --help         print this help\n"
 	"  --json             dump: print the header as JSON\n"
@@ -51,7 +52,7 @@ static const char USAGE[] =
 	"  -v                 more verbose (repeatable)\n";
 
 struct opts {
-	bool readonly, allow_discards, no_keyring, showkeys, json;
+	bool readonly, allow_discards, no_keyring, showkeys, json, deferred;
 	const char *header, *key_file;
 	struct luks_limits limits;
 	char *args[2];
@@ -114,8 +115,10 @@ static uint64_t memory_available_kib(void)
 
 static void parse(int argc, char **argv, const char *cmd, struct opts *o)
 {
-	enum { O_RO = 256, O_DISC, O_HDR, O_KEY, O_NOKR, O_SHOW, O_JSON, O_PBKDF2, O_A2TIME, O_A2MEM, O_UNLOCK };
+	enum { O_RO = 256, O_DISC, O_HDR, O_KEY, O_NOKR, O_SHOW, O_JSON, O_PBKDF2, O_A2TIME, O_A2MEM, O_UNLOCK,
+	       O_DEFER };
 	static const struct option lo[] = {
+		{"deferred", no_argument, NULL, O_DEFER},
 		{"max-pbkdf2-iterations", required_argument, NULL, O_PBKDF2},
 		{"max-argon2-time", required_argument, NULL, O_A2TIME},
 		{"max-argon2-memory", required_argument, NULL, O_A2MEM},
@@ -160,6 +163,9 @@ static void parse(int argc, char **argv, const char *cmd, struct opts *o)
 			break;
 		case O_JSON:
 			ok = is_dump, o->json = true;
+			break;
+		case O_DEFER:
+			ok = !strcmp(cmd, "close"), o->deferred = true;
 			break;
 		case O_PBKDF2:
 			ok = is_open || is_table || is_test;
@@ -539,8 +545,11 @@ static int cmd_close(struct opts *o)
 	if (o->nargs != 1)
 		usage_error("close needs NAME");
 	check_name(o->args[0]);
-	if (dm_available(&e) != 0 || dm_close_crypt(o->args[0], &e) != 0)
+	bool still_open;
+	if (dm_available(&e) != 0 || dm_close_crypt(o->args[0], o->deferred, &still_open, &e) != 0)
 		die(e.code, "%s", e.msg);
+	if (still_open)
+		log_warn("%s is in use: it is removed, with its key, when its last user closes it", o->args[0]);
 	return EXIT_OK;
 }
 

@@ -15,7 +15,7 @@ Checks: the request shape and encodings (the nonce a string, as the REST spec ha
 unsigned integer, as the upstream sidecar sends it); REPORT_DATA = SHA-256(runtime data) then 32
 zero bytes; the report's ECDSA P-384 signature under the VCEK of VcekCertChain; VCEK <- ASK <- ARK
 with RSASSA-PSS (SHA-384, MGF1-SHA-384, salt 48); the ARK's key among the trusted roots
-(--amd-roots PEM, else AMD's Milan and Genoa ARKs, pinned by the SHA-256 of their
+(--amd-roots PEM, else AMD's Milan, Genoa and Turin ARKs, pinned by the SHA-256 of their
 SubjectPublicKeyInfo); REPORTED_TCB equal to the TCB in the VCEK's SPL extensions (Turin layout
 for CPUID family 1Ah); each UVM endorsement a COSE_Sign1 whose payload is JSON.  A report with an
 all-zero signature (the upstream sidecar's fake report) is accepted only with
@@ -55,9 +55,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa  # noqa: 
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature  # noqa: E402
 from cryptography.x509.oid import NameOID, SignatureAlgorithmOID  # noqa: E402
 
-AMD_ARK_SPKI_SHA256 = {  # ARK-Milan, ARK-Genoa (kdsintf.amd.com/vcek/v1/<product>/cert_chain)
+AMD_ARK_SPKI_SHA256 = {  # ARK-Milan, ARK-Genoa, ARK-Turin (kdsintf.amd.com/vcek/v1/<product>/cert_chain)
     "9f056bee44377e29308cb5ffa895bdfb62d18881fa6bed8d6f075b0204089cb9",
     "429a69c9422aa258ee4d8db5fcda9c6470ef15f8cd5a9cebd6cbc7d90b863831",
+    "4f125410563a2ab9a50356f9243f6fe0b6f73de98603f53f90339c70e9d7ad08",
 }
 API_VERSIONS = {"2020-10-01", "2022-08-01"}
 B64URL = re.compile(r"^[A-Za-z0-9_-]*={0,2}$")

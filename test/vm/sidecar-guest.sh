@@ -236,6 +236,85 @@ is "$(cat /mnt/raw/test.txt 2>&1)" "$TEXT" "a LogFile that cannot be written: th
 is "$(errors "$(cat /tmp/nolog.err)")" "" "a LogFile that cannot be written: no error line"
 stop "$pid" "a LogFile that cannot be written"
 
+# --- a stop while the application still holds a file ------------------------------------------
+# umount fails while a process holds a file: after --unmount-grace the filesystem is detached
+# lazily and the dm device closed with deferred removal; the sidecar exits 8 naming what is held,
+# the holder reads on, and once it closes the file, device and key are gone
+sidecar --allow-raw-key --unmount-grace 1 "$(args raw)" >/tmp/hold.out 2>/tmp/hold.err &
+pid=$!
+wait_for "$pid" /mnt/raw/test.txt
+mkfifo /tmp/hold
+sh -c 'exec 3</mnt/raw/test.txt; read -r _ </tmp/hold; cat <&3' >/tmp/held.out 2>&1 &
+holder=$!
+i=0
+while [ ! -e "/proc/$holder/fd/3" ] && [ $i -lt 300 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+ok "$([ -e "/proc/$holder/fd/3" ] && echo 0 || echo 1)" "in use at SIGTERM: a process holds a file of the filesystem"
+kill -TERM "$pid"
+rc=0
+wait "$pid" || rc=$?
+is "$rc:$(errors "$(cat /tmp/hold.err)")" \
+	"8:encfs.sh: stopped, but still in use: filesystem 0 (/mnt/raw); /dev/mapper/remote-crypt-0 (removed when its last user closes it) (a process of the container group holds files there; they go when it closes them)" \
+	"in use at SIGTERM: exit 8 and one line naming what is held"
+like "$(cat /tmp/hold.err)" "encfs.sh: warning: filesystem 0 (/mnt/raw): still in use after 1 s: unmounted lazily" \
+	"in use at SIGTERM: the lazy unmount is a warning"
+is "$(grep -c ' /mnt/raw\| /mnt/.filesystem-0 ' /proc/mounts) $(find /mnt -mindepth 1 | tr '\n' ' ')" "0 " \
+	"in use at SIGTERM: the mount is detached, the link and directory are gone"
+is "$(dmsetup ls 2>/dev/null | cut -f1 | tr '\n' ' ')" "remote-crypt-0 " "in use at SIGTERM: the dm device stays while the file is open"
+echo go >/tmp/hold
+wait "$holder"
+is "$(cat /tmp/held.out)" "$TEXT" "in use at SIGTERM: the holder read its file to the end"
+i=0
+while dmsetup ls 2>/dev/null | grep -q '^remote-crypt-0' && [ $i -lt 100 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+nothing_left "in use at SIGTERM, once the holder closed its file (no dm device, no key)"
+rm -f /tmp/hold
+
+# --- cleanup undoes only what this run made ---------------------------------------------------
+# While the release of racekey is held back (10 s in the vault), another sidecar makes the dm
+# device this one is about to create: the open fails, and the cleanup leaves that device alone.
+# wait_release: until this sidecar's encfs-skr says it is releasing racekey
+wait_release() {
+	i=0
+	while ! grep -q 'releasing key racekey' /dev/shm/encfs.*/stage-4.err 2>/dev/null && [ $i -lt 600 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	ok "$([ $i -lt 600 ] && echo 0 || echo 1)" "$1: the release is under way"
+}
+EncfsSideCarArgs=$(args race) LogLevel=info sidecar >/tmp/r1.out 2>/tmp/r1.err &
+pid=$!
+wait_release "a device made meanwhile"
+dmsetup create remote-crypt-0 --table "0 8 error" || bail "cannot make a dm device remote-crypt-0"
+rc=0
+wait "$pid" || rc=$?
+is "$rc:$(errors "$(cat /tmp/r1.err)")" \
+	"8:encfs.sh: filesystem 0 (/mnt/race): open: encfs-dmsetup: device-mapper: remote-crypt-0 already exists" \
+	"a device made meanwhile: the open fails, exit 8"
+is "$(dmsetup table remote-crypt-0 2>&1)" "0 8 error " "a device made meanwhile: it is left alone"
+dmsetup remove remote-crypt-0
+nothing_left "a device made meanwhile"
+# ... or the link at mount_point, here to a directory: our link is not made, theirs is left alone,
+# and our mount and device are undone
+EncfsSideCarArgs=$(args race) LogLevel=info sidecar >/tmp/r2.out 2>/tmp/r2.err &
+pid=$!
+wait_release "a link made meanwhile"
+mkdir -p /tmp/theirs
+ln -s /tmp/theirs /mnt/race
+rc=0
+wait "$pid" || rc=$?
+is "$rc:$(errors "$(cat /tmp/r2.err)" | sed 's/ (did something.*//')" \
+	"8:encfs.sh: filesystem 0 (/mnt/race): link: linking /mnt/race failed" "a link made meanwhile: exit 8"
+is "$(readlink /mnt/race) $(find /tmp/theirs -mindepth 1)" "/tmp/theirs " \
+	"a link made meanwhile: it is left alone, and nothing was put in its directory"
+rm -f /mnt/race
+rmdir /tmp/theirs
+nothing_left "a link made meanwhile"
+
 # --- the success path: two filesystems, oct-HSM from a Key Vault, RSA-HSM from a Managed HSM --
 rm -f /tmp/stop-sampling
 sample_procs &
@@ -258,6 +337,9 @@ is "$(grep ' /mnt/remote/.filesystem-' /proc/mounts | cut -d' ' -f1-3 | tr '\n' 
 	"/dev/mapper/remote-crypt-0 /mnt/remote/.filesystem-0 ext4 /dev/mapper/remote-crypt-1 /mnt/remote/.filesystem-1 ext4 " \
 	"ext4 from /dev/mapper/remote-crypt-N at .filesystem-N"
 like "$(grep ' /mnt/remote/.filesystem-0 ' /proc/mounts | cut -d' ' -f4)," "ro," "mounted read-only"
+for o in nosuid nodev; do
+	is "$(grep -c " /mnt/remote/.filesystem-[01] ext4 \([^ ]*,\)\{0,1\}${o}[, ]" /proc/mounts)" 2 "mounted $o (both)"
+done
 is "$(blockdev --getro /dev/mapper/remote-crypt-0) $(blockdev --getro /dev/mapper/remote-crypt-1)" "1 1" \
 	"the dm-crypt devices are read-only"
 touch /mnt/remote/share/new 2>/dev/null
@@ -265,11 +347,14 @@ is "$?" 1 "a write is refused"
 like "$(dmsetup table remote-crypt-0)" " crypt aes-xts-plain64 " "a dm-crypt table"
 is "$(grep -c 'logon.*cryptsetup:' /proc/keys)" 0 "no volume key is left in a keyring while mounted"
 work=$(find /dev/shm -maxdepth 1 -name 'encfs.*')
-is "$(stat -c %a "$work" 2>&1) $(find "$work" -mindepth 1 | sed 's|.*/||' | sort | tr '\n' ' ')" "700 image-0 image-1 " \
-	"the work directory (mode 0700) holds the images and no wrapping key"
+is "$(stat -c %a "$work" 2>&1) $(find "$work" -mindepth 1 | sed 's|.*/||' | sort | tr '\n' ' ')" \
+	"700 image-0 image-1 opened-0 opened-1 " \
+	"the work directory (mode 0700) holds the images, the opened devices' uuids and no wrapping key"
+is "$(cat "$work/opened-0")" "$(cat /sys/block/dm-*/dm/uuid | grep -e '-remote-crypt-0$')" \
+	"... the uuid is the one of remote-crypt-0"
 is "$(errors "$(cat /tmp/ok.err)")" "" "no error line"
 stop "$pid" "two filesystems"
-like "$(cat /tmp/ok.err)" "encfs.sh: debug: undo: undo_close 'remote-crypt-0'" "the stop is logged, step by step"
+like "$(cat /tmp/ok.err)" "encfs.sh: debug: undo: undo_close 'remote-crypt-0' 0" "the stop is logged, step by step"
 
 # --- SIGTERM at any moment -------------------------------------------------------------------
 # early: as soon as the first filesystem's image is being downloaded
