@@ -264,7 +264,14 @@ static int mismatch(struct uploader *u, const struct range *want, const struct r
 		snprintf(a, sizeof a, "bytes %" PRIu64 "-%" PRIu64, want->start, want->end);
 	if (got)
 		snprintf(b, sizeof b, "bytes %" PRIu64 "-%" PRIu64, got->start, got->end);
-	uint64_t at = want && got ? (want->start < got->start ? want->start : got->start) : want ? want->start : got->start;
+	/* the first byte where they part: where one starts before the other, or where one ends first */
+	uint64_t at;
+	if (want && got && want->start == got->start)
+		at = (want->end < got->end ? want->end : got->end) + 1;
+	else if (want && got)
+		at = want->start < got->start ? want->start : got->start;
+	else
+		at = want ? want->start : got->start;
 	return err_set(u->e, EXIT_DEVICE, "uploading %s: checking the page list: it differs from what was sent "
 		       "from byte %" PRIu64 " on (sent: %s; the blob lists: %s)", u->c->shown, at, a, b);
 }
