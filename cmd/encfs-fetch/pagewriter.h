@@ -15,7 +15,9 @@
 struct page_writer;
 
 /* Called by a worker thread when a write has ended, well or not (rc 0 or -1; etag: the blob's
- * ETag after this write, or NULL on failure): the buffer is the caller's again. */
+ * ETag right after this write, or NULL on failure): the buffer is the caller's again.  With
+ * writes in parallel, the ETag reported last need not be the blob's final one (the service may
+ * have applied another write after it): after page_writer_flush, Get Blob Properties says. */
 typedef void page_write_done(void *arg, void *buf, int rc, const char *etag);
 
 struct page_writer_stats {

@@ -12,6 +12,8 @@
 //   blob.js sas ENDPOINT CONTAINER [BLOB]            a read SAS URL (container SAS: read+list), 2 h
 //   blob.js sas-write ENDPOINT CONTAINER BLOB [PERMS] a blob SAS URL for uploading (default rcw:
 //                                                    read, create, write), 2 h
+//   blob.js sas-container-write ENDPOINT CONTAINER   a container SAS URL with read, add, create,
+//                                                    write, delete and list (rclone uploads), 2 h
 //   blob.js pagelist ENDPOINT CONTAINER BLOB         the blob's valid page ranges, "START-END" a line
 //   blob.js props ENDPOINT CONTAINER BLOB            its properties as JSON: type, size, lease state
 //   blob.js lease ENDPOINT CONTAINER BLOB acquire SECONDS   take a lease (-1: infinite); prints its id
@@ -115,6 +117,14 @@ function sasWrite(endpoint, container, name, perms) {
 	process.stdout.write(`${endpoint}/${container}/${name}?${q.toString()}\n`);
 }
 
+function sasContainerWrite(endpoint, container) {
+	const expiresOn = new Date(Date.now() + 2 * 3600 * 1000);
+	const startsOn = new Date(Date.now() - 5 * 60 * 1000);
+	const q = generateBlobSASQueryParameters({ containerName: container,
+		permissions: ContainerSASPermissions.parse("racwdl"), startsOn, expiresOn }, cred);
+	process.stdout.write(`${endpoint}/${container}?${q.toString()}\n`);
+}
+
 function blobClient(endpoint, container, name) {
 	return service(endpoint).getContainerClient(container).getPageBlobClient(name);
 }
@@ -176,6 +186,8 @@ async function main(argv) {
 		return download(a[0], a[1], a[2] || "file");
 	case "sas-write":
 		return sasWrite(a[0], a[1], a[2], a[3]);
+	case "sas-container-write":
+		return sasContainerWrite(a[0], a[1]);
 	case "pagelist":
 		return pagelist(a[0], a[1], a[2]);
 	case "props":
@@ -183,7 +195,7 @@ async function main(argv) {
 	case "lease":
 		return lease(a[0], a[1], a[2], a[3], a[4]);
 	default:
-		throw new Error("usage: blob.js container|put-page|put-page-at|put-block|sas|sas-write|download|" +
+		throw new Error("usage: blob.js container|put-page|put-page-at|put-block|sas|sas-write|sas-container-write|download|" +
 			"pagelist|props|lease ...");
 	}
 }
