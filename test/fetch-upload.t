@@ -5,9 +5,11 @@
 # (read back through the Azure SDK) and only those bytes are sent (counted at a proxy); Put Page
 # faults (503 with Retry-After, resets, uploads cut mid-body, answers lost, stalls) and lost answers
 # to Put Blob and Lease Blob are survived; an existing blob is refused without --force and replaced
-# (old pages gone) with it; a blob leased by someone else is refused; the lease is released after
-# success, failure and SIGTERM; a write acknowledged but never done is caught by the page list
-# check; SAS (write) and bearer (HTTPS, OAuth) both; no SAS signature in any message.
+# (old pages gone; a block blob too) with it; a blob leased by someone else is refused, and so are
+# our writes once another writer took the lease mid-upload; the lease is released after success,
+# failure and SIGTERM; an image written during its upload is an error; a write acknowledged but
+# never done is caught by the page list check; SAS (write) and bearer (HTTPS, OAuth) both; no SAS
+# signature in any message.
 # shellcheck disable=SC1091,SC2154 # lib.sh gives out, err, rc, port
 . "$ENCFS_SRC/test/lib.sh"
 . "$ENCFS_SRC/test/fakes/blobenv.sh"
@@ -284,6 +286,33 @@ is "$rc" 8 "SIGTERM mid-upload: exit 8"
 like "$err" "interrupted by a signal" "  the error says why"
 like "$err" "the blob is incomplete" "  and that the blob is incomplete"
 is "$(lease_state sig)" available "  the lease is released"
+
+# another writer breaks our lease and takes the blob mid-upload: our next page is refused
+proxy_reset
+fault '{"kind":"page","action":"delay","delay":3,"count":1,"skip":1}'
+printf '%s\n' "$(blobjs sas-write "$pep" img taken)" | encfs-fetch --allow-http -j 1 --upload "$T/f" - 2>"$T/err" &
+pid=$!
+await_delay
+blobjs lease "$az_ep" img taken break || bail "cannot break the lease"
+id=$(blobjs lease "$az_ep" img taken acquire 60) || bail "cannot take the lease"
+rc=0
+wait $pid || rc=$?
+err=$(cat "$T/err")
+is "$rc" 8 "the lease taken by another writer mid-upload: exit 8"
+like "$err" "our lease on the blob is lost" "  the error says our lease is lost"
+like "$err" "the blob is incomplete" "  and that the blob is incomplete"
+is "$(lease_state taken)" leased "  the other writer's lease stays"
+blobjs lease "$az_ep" img taken release "$id" || bail "cannot release"
+
+# an existing block blob: refused, then replaced by a page blob with --force
+random_file "$T/blk" $((MiB + 7))
+blobjs put-block "$az_ep" img blk "$T/blk" || bail "cannot upload a block blob"
+upload "$T/odd" blk
+is "$rc" 2 "an existing block blob is refused without --force"
+upload "$T/odd" blk --force
+is "$rc" 0 "--force replaces a block blob"
+is "$(json_get "$(blobjs props "$az_ep" img blk)" type)" PageBlob "  with a page blob"
+roundtrip "block blob replaced" "$T/odd" blk
 
 # the image changed while it was uploaded
 proxy_reset

@@ -18,6 +18,7 @@
 //   blob.js props ENDPOINT CONTAINER BLOB            its properties as JSON: type, size, lease state
 //   blob.js lease ENDPOINT CONTAINER BLOB acquire SECONDS   take a lease (-1: infinite); prints its id
 //   blob.js lease ENDPOINT CONTAINER BLOB release ID        release it
+//   blob.js lease ENDPOINT CONTAINER BLOB break             break whatever lease it has, at once
 //   blob.js download URL FILE [file|buffer]          JS SDK download: downloadToFile (one stream), or
 //                                                    downloadToBuffer with concurrency 8, then written
 //
@@ -151,6 +152,8 @@ async function lease(endpoint, container, name, action, arg) {
 	if (action === "acquire") {
 		const r = await blob.getBlobLeaseClient().acquireLease(Number(arg));
 		process.stdout.write(`${r.leaseId}\n`);
+	} else if (action === "break") {
+		await blob.getBlobLeaseClient().breakLease(0);
 	} else {
 		await blob.getBlobLeaseClient(arg).releaseLease();
 	}
