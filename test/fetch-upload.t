@@ -300,6 +300,7 @@ wait $pid || rc=$?
 err=$(cat "$T/err")
 is "$rc" 8 "the lease taken by another writer mid-upload: exit 8"
 like "$err" "our lease on the blob is lost" "  the error says our lease is lost"
+is "$(printf '%s\n' "$err" | wc -l)" 1 "  in one line"
 like "$err" "the blob is incomplete" "  and that the blob is incomplete"
 is "$(lease_state taken)" leased "  the other writer's lease stays"
 blobjs lease "$az_ep" img taken release "$id" || bail "cannot release"

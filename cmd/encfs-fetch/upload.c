@@ -396,9 +396,10 @@ int upload_image(const struct upload_config *cfg, int fd, struct upload_stats *s
 		released = blob_lease_release(u.c, &u.cn, u.lease_id, &rel);
 	else
 		released = lease_keeper_release(&u.keeper, &rel);
+	/* after a failure (a lost lease among them) the error line says what matters */
 	if (released != 0)
-		log_warn("uploading %s: releasing the lease: %s (it expires by itself within %d s)", u.c->shown,
-			 rel.msg, LEASE_DURATION_S);
+		log_msg(ret == 0 ? LOG_WARN : LOG_INFO, "uploading %s: releasing the lease: %s (it expires by itself "
+			"within %d s)", u.c->shown, rel.msg, LEASE_DURATION_S);
 	if (ret != 0 && u.created && !strstr(e->msg, "the blob is incomplete")) {
 		size_t n = strlen(e->msg);
 		snprintf(e->msg + n, sizeof e->msg - n, "; the blob is incomplete (upload again with --force)");
