@@ -15,10 +15,6 @@
 #include "secmem.h"
 
 #define MAX_HEADER_BLOCK (16u << 10)
-#define MAX_RANGES_PER_SEGMENT (FETCH_SEGMENT_SIZE / (2 * PAGE_SIZE_BYTES) + 1)
-/* Get Page Ranges responses for one segment: a well-behaved service needs a few (maxresults is
- * 10000 ranges, a segment holds at most 524288); a hostile one could send markers forever */
-#define MAX_PAGELIST_PAGES 1024
 
 /* --- small helpers ------------------------------------------------------------------------ */
 
@@ -50,192 +46,6 @@ int fetch_parse_content_range(const char *v, uint64_t *a, uint64_t *b, uint64_t 
 	    parse_u64(slash + 1, slash + 1 + strlen(slash + 1), total) != 0)
 		return -1;
 	return *a <= *b && *b < *total ? 0 : -1;
-}
-
-void fetch_hide_query(char *msg, size_t size, const char *url)
-{
-	const char *q = strchr(url, '?');
-	if (!q || !q[1] || size == 0)
-		return;
-	q++;
-	size_t qn = strcspn(q, "#");
-	static const char hidden[] = "<query hidden>";
-	for (char *at = msg; (at = strstr(at, q)) != NULL;) {
-		/* the query is longer than the marker that replaces it: the message only shrinks */
-		size_t tail = strlen(at + qn);
-		if (qn >= sizeof hidden - 1) {
-			memcpy(at, hidden, sizeof hidden - 1);
-			memmove(at + sizeof hidden - 1, at + qn, tail + 1);
-			at += sizeof hidden - 1;
-		} else {
-			memset(at, '*', qn);
-			at += qn;
-		}
-	}
-}
-
-int fetch_check_url(const char *url, int allow_http, struct err *e)
-{
-	char shown[512];
-	http_url_for_log(url, shown, sizeof shown);
-	CURLU *u = curl_url();
-	if (!u)
-		return err_set(e, EXIT_INTERNAL, "checking the URL: out of memory");
-	char *scheme = NULL, *host = NULL, *path = NULL, *fragment = NULL;
-	int ret = 0;
-	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK) {
-		ret = err_set(e, EXIT_USAGE, "bad URL %s: not an absolute http(s) URL "
-			      "(give https://ACCOUNT.blob.core.windows.net/CONTAINER/BLOB)", shown);
-		goto out;
-	}
-	if (curl_url_get(u, CURLUPART_FRAGMENT, &fragment, 0) == CURLUE_OK) {
-		ret = err_set(e, EXIT_USAGE, "bad URL %s: it has a #fragment (remove it)", shown);
-		goto out;
-	}
-	if (strcmp(scheme, "https") != 0 && !(allow_http && strcmp(scheme, "http") == 0)) {
-		ret = err_set(e, EXIT_USAGE, "bad URL %s: only https:// is allowed%s", shown,
-			      strcmp(scheme, "http") == 0 ? " (--allow-http permits http:// for tests)" : "");
-		goto out;
-	}
-	/* /container/blob at least: a blob name may hold further slashes */
-	const char *p = path[0] == '/' ? path + 1 : path, *slash = strchr(p, '/');
-	if (!slash || slash == p || slash[1] == '\0') {
-		ret = err_set(e, EXIT_USAGE, "bad URL %s: no /CONTAINER/BLOB path", shown);
-		goto out;
-	}
-out:
-	curl_free(scheme);
-	curl_free(host);
-	curl_free(path);
-	curl_free(fragment);
-	curl_url_cleanup(u);
-	return ret;
-}
-
-/* What the service said in its error: x-ms-error-code, or nothing. */
-static const char *service_error(const char *headers, char *buf, size_t size)
-{
-	if (headers && http_header(headers, "x-ms-error-code", buf, size))
-		return buf;
-	snprintf(buf, size, "no error code");
-	return buf;
-}
-
-/* Header lists may hold the bearer token: wipe the copies libcurl made before freeing them. */
-static void slist_free_wiped(struct curl_slist *l)
-{
-	for (struct curl_slist *p = l; p; p = p->next)
-		if (p->data)
-			wipe(p->data, strlen(p->data));
-	curl_slist_free_all(l);
-}
-
-static int add_header(struct curl_slist **l, const char *line)
-{
-	struct curl_slist *n = curl_slist_append(*l, line);
-	if (!n)
-		return -1;
-	*l = n;
-	return 0;
-}
-
-/* The headers every request to the blob carries.  range may be NULL. */
-static struct curl_slist *blob_headers(const struct fetch_config *cfg, const char *etag, const char *range)
-{
-	struct curl_slist *l = NULL;
-	char line[200];
-	if (add_header(&l, "x-ms-version: " FETCH_API_VERSION) != 0)
-		goto oom;
-	if (range) {
-		snprintf(line, sizeof line, "x-ms-range: %s", range);
-		if (add_header(&l, line) != 0)
-			goto oom;
-	}
-	if (etag) {
-		snprintf(line, sizeof line, "If-Match: %s", etag);
-		if (add_header(&l, line) != 0)
-			goto oom;
-	}
-	if (cfg->auth && add_header(&l, cfg->auth) != 0)
-		goto oom;
-	return l;
-oom:
-	slist_free_wiped(l);
-	return NULL;
-}
-
-static const char *auth_hint(const struct fetch_config *cfg)
-{
-	if (cfg->auth)
-		return "check that the identity has the Storage Blob Data Reader role on the container";
-	if (strchr(cfg->url, '?'))
-		return "check the SAS token: read permission, start and expiry times, signature";
-	return "the blob is not public: use --private (managed identity) or a SAS URL";
-}
-
-/* --- Get Blob Properties ------------------------------------------------------------------ */
-
-/* Visible ASCII and spaces only: the ETag goes into a header line and into messages, where a
- * control character could end the line or drive the terminal. */
-static int printable(const char *s)
-{
-	for (; *s; s++)
-		if (*s < 0x20 || *s > 0x7e)
-			return 0;
-	return 1;
-}
-
-int blob_get_info(const struct fetch_config *cfg, struct blob_info *info, struct err *e)
-{
-	char shown[512], code[128], v[256];
-	http_url_for_log(cfg->url, shown, sizeof shown);
-	const char *hdrs[4] = {"x-ms-version: " FETCH_API_VERSION, cfg->auth, NULL, NULL};
-	struct http_request rq = {.what = "Get Blob Properties", .method = "HEAD", .url = cfg->url,
-				  .headers = hdrs, .allow_http = cfg->allow_http,
-				  /* HEAD has no body, but libcurl checks Content-Length (the blob's size)
-				   * against the response cap: lift it */
-				  .max_response = (size_t)INT64_MAX,
-				  .connect_timeout_ms = cfg->timeout_ms < 10000 ? cfg->timeout_ms : 10000,
-				  .timeout_ms = cfg->timeout_ms, .deadline_ms = cfg->deadline_ms};
-	struct http_response rs;
-	memset(info, 0, sizeof *info);
-	if (http_do(&rq, &rs, e) != 0)
-		return err_wrap(e, "reading the blob's properties");
-	long st = rs.status;
-	int ret = 0;
-	if (st == 401 || st == 403) {
-		ret = err_set(e, EXIT_DENIED, "reading the blob's properties: %s: HTTP %ld %s (%s)", shown, st,
-			      service_error(rs.headers, code, sizeof code), auth_hint(cfg));
-	} else if (st == 404) {
-		ret = err_set(e, EXIT_CONFIG, "reading the blob's properties: %s: HTTP 404 %s (check the URL; "
-			      "a container without public access also answers 404 to anonymous reads: use "
-			      "--private or a SAS URL)", shown, service_error(rs.headers, code, sizeof code));
-	} else if (st != 200) {
-		ret = err_set(e, EXIT_NETWORK, "reading the blob's properties: %s: HTTP %ld %s (after %d "
-			      "attempts; check the endpoint)", shown, st,
-			      service_error(rs.headers, code, sizeof code), rs.attempts);
-	} else if (!http_header(rs.headers, "Content-Length", v, sizeof v) ||
-		   parse_u64(v, v + strlen(v), &info->size) != 0 || info->size > (uint64_t)INT64_MAX) {
-		ret = err_set(e, EXIT_NETWORK, "reading the blob's properties: %s: no valid Content-Length "
-			      "in the response (check the endpoint)", shown);
-	} else if (!http_header(rs.headers, "ETag", info->etag, sizeof info->etag) || !info->etag[0] ||
-		   strlen(info->etag) >= sizeof info->etag - 1 || !printable(info->etag)) {
-		ret = err_set(e, EXIT_NETWORK, "reading the blob's properties: %s: no usable ETag in the "
-			      "response (check the endpoint)", shown);
-	} else if (!http_header(rs.headers, "x-ms-blob-type", info->type, sizeof info->type) ||
-		   (strcmp(info->type, "PageBlob") != 0 && strcmp(info->type, "BlockBlob") != 0 &&
-		    strcmp(info->type, "AppendBlob") != 0)) {
-		ret = err_set(e, EXIT_NETWORK, "reading the blob's properties: %s: no known x-ms-blob-type in "
-			      "the response (is this Azure Blob Storage?)", shown);
-	} else if (strcmp(info->type, "PageBlob") == 0 && info->size % PAGE_SIZE_BYTES != 0) {
-		ret = err_set(e, EXIT_NETWORK, "reading the blob's properties: %s: page blob size %" PRIu64
-			      " is not a multiple of 512 (check the endpoint)", shown, info->size);
-	}
-	http_response_free(&rs);
-	return ret;
 }
 
 /* --- the engine --------------------------------------------------------------------------- */
@@ -274,12 +84,9 @@ struct slot {
 
 struct segment {
 	enum seg_state state;
-	uint64_t start, end;
-	struct range_list ranges;
+	struct pagelist_walk w; /* the segment and its ranges */
 	size_t idx;   /* next range to hand out */
-	uint64_t off; /* next byte of ranges.v[idx] to hand out */
-	unsigned pages; /* Get Page Ranges responses taken for it */
-	char marker[PAGELIST_MAX_MARKER];
+	uint64_t off; /* next byte of w.ranges.v[idx] to hand out */
 };
 
 struct engine {
@@ -391,10 +198,10 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 	if (s->is_pagelist) {
 		if (n > s->cap - s->len) {
 			size_t ncap = s->cap ? s->cap : 64u << 10;
-			while (ncap - s->len < n && ncap < FETCH_PAGELIST_MAX_BODY)
+			while (ncap - s->len < n && ncap < BLOB_PAGELIST_MAX_BODY)
 				ncap *= 2;
-			if (ncap > FETCH_PAGELIST_MAX_BODY)
-				ncap = FETCH_PAGELIST_MAX_BODY;
+			if (ncap > BLOB_PAGELIST_MAX_BODY)
+				ncap = BLOB_PAGELIST_MAX_BODY;
 			if (n > ncap - s->len) {
 				s->bad = BAD_LONG;
 				return 0;
@@ -454,15 +261,19 @@ static int start_request(struct engine *g, struct slot *s)
 	snprintf(range, sizeof range, "bytes=%" PRIu64 "-%" PRIu64, s->start + (s->is_pagelist ? 0 : s->done),
 		 s->end);
 	struct http_request rq = {.what = s->is_pagelist ? "Get Page Ranges" : "ranged GET",
-				  .url = s->is_pagelist ? s->url : cfg->url, .allow_http = cfg->allow_http,
-				  .connect_timeout_ms = cfg->timeout_ms < 10000 ? cfg->timeout_ms : 10000,
+				  .url = s->is_pagelist ? s->url : cfg->blob->url, .allow_http = cfg->blob->allow_http,
+				  .connect_timeout_ms = cfg->blob->timeout_ms < 10000 ? cfg->blob->timeout_ms : 10000,
 				  /* no limit on a whole transfer: the stall timeout below catches hangs */
 				  .timeout_ms = 24L * 3600 * 1000};
 	curl_easy_reset(s->h);
 	if (http_setup_handle(s->h, &rq, g->e) != 0)
 		return -1;
-	slist_free_wiped(s->hdrs);
-	s->hdrs = blob_headers(cfg, g->info->etag, range);
+	blob_slist_free(s->hdrs);
+	char range_line[100], cond[BLOB_ETAG_MAX + 16];
+	snprintf(range_line, sizeof range_line, "x-ms-range: %s", range);
+	snprintf(cond, sizeof cond, "If-Match: %s", g->info->etag);
+	const char *extra[] = {range_line, cond, NULL};
+	s->hdrs = blob_header_list(cfg->blob, extra);
 	if (!s->hdrs)
 		return oom(g);
 	CURLcode rc = CURLE_OK;
@@ -508,8 +319,8 @@ static int next_range(struct engine *g, uint64_t *start, uint64_t *end)
 		struct segment *sg = &g->seg[g->cur_seg % 2];
 		if (sg->state == SEG_EMPTY)
 			return 0;
-		if (sg->idx < sg->ranges.n) {
-			struct range *r = &sg->ranges.v[sg->idx];
+		if (sg->idx < sg->w.ranges.n) {
+			struct range *r = &sg->w.ranges.v[sg->idx];
 			if (sg->off < r->start)
 				sg->off = r->start;
 			if (sg->off <= r->end) {
@@ -519,16 +330,16 @@ static int next_range(struct engine *g, uint64_t *start, uint64_t *end)
 				g->position = *start;
 				return 1;
 			}
-			if (sg->idx + 1 == sg->ranges.n && sg->state != SEG_READY)
+			if (sg->idx + 1 == sg->w.ranges.n && sg->state != SEG_READY)
 				return 0;
 			sg->idx++;
 			continue;
 		}
 		if (sg->state != SEG_READY)
 			return 0;
-		range_list_free(&sg->ranges);
+		pagelist_walk_free(&sg->w);
 		sg->state = SEG_EMPTY;
-		g->position = sg->end + 1;
+		g->position = sg->w.end + 1;
 		g->cur_seg++;
 	}
 	return 0;
@@ -540,37 +351,22 @@ static int start_pagelist(struct engine *g)
 	struct segment *sg = &g->seg[g->list_next % 2];
 	if (sg->state == SEG_EMPTY) {
 		/* a new segment; its marker is empty */
-		sg->start = g->list_next * FETCH_SEGMENT_SIZE;
-		sg->end = sg->start + FETCH_SEGMENT_SIZE - 1 < g->info->size - 1 ? sg->start + FETCH_SEGMENT_SIZE - 1
-										 : g->info->size - 1;
-		sg->ranges = (struct range_list){.max = MAX_RANGES_PER_SEGMENT};
+		uint64_t start = g->list_next * BLOB_SEGMENT_SIZE;
+		uint64_t end = start + BLOB_SEGMENT_SIZE - 1 < g->info->size - 1 ? start + BLOB_SEGMENT_SIZE - 1
+									       : g->info->size - 1;
+		pagelist_walk_begin(&sg->w, start, end, g->info->size);
 		sg->idx = 0;
 		sg->off = 0;
-		sg->pages = 0;
-		sg->marker[0] = '\0';
 		sg->state = SEG_LISTING;
 		s->attempts = 0;
 		s->first_fail_ms = 0;
 	}
 	free(s->url);
-	s->url = NULL;
-	char *esc = NULL;
-	if (sg->marker[0] && !(esc = curl_easy_escape(NULL, sg->marker, 0)))
+	if (!(s->url = blob_pagelist_url(g->cfg->blob, sg->w.marker)))
 		return oom(g);
-	const char *url = g->cfg->url;
-	size_t need = strlen(url) + 64 + (esc ? strlen(esc) : 0);
-	s->url = malloc(need);
-	if (!s->url) {
-		curl_free(esc);
-		return oom(g);
-	}
-	/* maxresults: the service pages long lists (NextMarker) instead of sending one huge body */
-	snprintf(s->url, need, "%s%ccomp=pagelist&maxresults=10000%s%s", url, strchr(url, '?') ? '&' : '?',
-		 esc ? "&marker=" : "", esc ? esc : "");
-	curl_free(esc);
 	s->is_pagelist = 1;
-	s->start = sg->start;
-	s->end = sg->end;
+	s->start = sg->w.start;
+	s->end = sg->w.end;
 	return start_request(g, s);
 }
 
@@ -587,7 +383,7 @@ static int retry_later(struct engine *g, struct slot *s, const char *why, long r
 		s->first_fail_ms = now;
 	s->attempts++;
 	long wait = http_backoff_ms(s->attempts, retry_after_ms);
-	if (now - s->first_fail_ms + wait > g->cfg->deadline_ms)
+	if (now - s->first_fail_ms + wait > g->cfg->blob->deadline_ms)
 		return err_set(g->e, EXIT_NETWORK, "downloading %s: %s bytes %" PRIu64 "-%" PRIu64 ": %s; "
 			       "gave up after %d attempts in %lld ms (check the service and the network)",
 			       g->shown, s->is_pagelist ? "page list of" : "range", s->start, s->end, why,
@@ -678,7 +474,7 @@ static int finished(struct engine *g, struct slot *s, CURLcode rc)
 	}
 	if (rc != CURLE_OK) {
 		http_describe_failure(rc, s->errbuf, why, sizeof why);
-		fetch_hide_query(why, sizeof why, g->cfg->url);
+		blob_hide_query(why, sizeof why, g->cfg->blob->url);
 		if (!http_transient(rc, 0))
 			return err_set(g->e, EXIT_NETWORK, "downloading %s: %s", g->shown, why);
 		return retry_later(g, s, why, -1);
@@ -688,19 +484,19 @@ static int finished(struct engine *g, struct slot *s, CURLcode rc)
 			       "(its ETag is no longer %s; download it again)", g->shown, g->info->etag);
 	if (status == 401 || status == 403)
 		return err_set(g->e, EXIT_DENIED, "downloading %s: HTTP %ld %s (%s)", g->shown, status,
-			       service_error(s->hdr, code, sizeof code), auth_hint(g->cfg));
+			       blob_service_error(s->hdr, code, sizeof code), blob_auth_hint(g->cfg->blob));
 	if (status == 404)
 		return err_set(g->e, EXIT_DEVICE, "downloading %s: HTTP 404 %s: the blob was deleted or "
 			       "replaced during the download (download it again)", g->shown,
-			       service_error(s->hdr, code, sizeof code));
+			       blob_service_error(s->hdr, code, sizeof code));
 	if (http_transient(CURLE_OK, status)) {
-		snprintf(why, sizeof why, "HTTP %ld %s", status, service_error(s->hdr, code, sizeof code));
+		snprintf(why, sizeof why, "HTTP %ld %s", status, blob_service_error(s->hdr, code, sizeof code));
 		return retry_later(g, s, why, http_retry_after_ms(s->hdr));
 	}
 	if (s->is_pagelist ? status != 200 : status != 206)
 		return err_set(g->e, EXIT_NETWORK, "downloading %s: %s %" PRIu64 "-%" PRIu64 ": unexpected "
 			       "HTTP %ld %s (check the endpoint)", g->shown, what, s->start, s->end, status,
-			       service_error(s->hdr, code, sizeof code));
+			       blob_service_error(s->hdr, code, sizeof code));
 
 	if (s->is_pagelist) {
 		/* the ETag is pinned by If-Match; a service that ignored it is caught here */
@@ -710,27 +506,15 @@ static int finished(struct engine *g, struct slot *s, CURLcode rc)
 		if (strcmp(v, g->info->etag) != 0)
 			return err_set(g->e, EXIT_DEVICE, "downloading %s: the blob changed during the download "
 				       "(ETag %s, expected %s; download it again)", g->shown,
-				       printable(v) ? v : "(unprintable)", g->info->etag);
+				       blob_printable(v) ? v : "(unprintable)", g->info->etag);
 		struct segment *sg = &g->seg[g->list_next % 2];
-		char sent[PAGELIST_MAX_MARKER];
-		memcpy(sent, sg->marker, sizeof sent);
-		if (pagelist_parse((const char *)s->buf, s->len, sg->start, sg->end, g->info->size, &sg->ranges,
-				   sg->marker, g->e) != 0)
+		if (pagelist_walk_take(&sg->w, (const char *)s->buf, s->len, g->e) != 0)
 			return err_wrap(g->e, "downloading %s", g->shown);
-		sg->pages++;
-		if (sg->marker[0] && strcmp(sg->marker, sent) == 0)
-			return err_set(g->e, EXIT_NETWORK, "downloading %s: page list of bytes %" PRIu64 "-%" PRIu64
-				       ": the service answered with the same continuation marker it was given "
-				       "(it would never end; check the endpoint)", g->shown, s->start, s->end);
-		if (sg->marker[0] && sg->pages >= MAX_PAGELIST_PAGES)
-			return err_set(g->e, EXIT_NETWORK, "downloading %s: page list of bytes %" PRIu64 "-%" PRIu64
-				       ": still continuation markers after %u responses (check the endpoint)",
-				       g->shown, s->start, s->end, sg->pages);
 		free(s->buf); /* page lists can be large: not kept */
 		s->buf = NULL;
 		s->cap = s->len = 0;
 		s->state = SLOT_FREE;
-		if (!sg->marker[0]) {
+		if (sg->w.done) {
 			sg->state = SEG_READY;
 			g->list_next++;
 		}
@@ -779,7 +563,7 @@ static void show_progress(struct engine *g, int last)
 static int run(struct engine *g)
 {
 	for (;;) {
-		if (g->cfg->stop && *g->cfg->stop)
+		if (blob_stopping(g->cfg->blob))
 			return err_set(g->e, EXIT_DEVICE, "downloading %s: interrupted by a signal", g->shown);
 		/* the page list of the next segment, while at most two segments are held */
 		if (g->pl.state == SLOT_FREE && g->list_next < g->nsegs && g->list_next <= g->cur_seg + 1 &&
@@ -843,7 +627,7 @@ static int run(struct engine *g)
 		now = http_now_ms();
 		for (int i = -1; i < g->nslots; i++) {
 			struct slot *s = i < 0 ? &g->pl : &g->slots[i];
-			if (s->state != SLOT_RUNNING || now - s->active_ms < g->cfg->timeout_ms)
+			if (s->state != SLOT_RUNNING || now - s->active_ms < g->cfg->blob->timeout_ms)
 				continue;
 			curl_multi_remove_handle(g->m, s->h);
 			g->running--;
@@ -851,7 +635,7 @@ static int run(struct engine *g)
 				return err_set(g->e, EXIT_DEVICE, "writing %s: %s", g->out_name,
 					       strerror(s->write_errno));
 			char why[128];
-			snprintf(why, sizeof why, "nothing received for %ld s (--timeout)", g->cfg->timeout_ms / 1000);
+			snprintf(why, sizeof why, "nothing received for %ld s (--timeout)", g->cfg->blob->timeout_ms / 1000);
 			completed++;
 			if (retry_later(g, s, why, -1) != 0)
 				return -1;
@@ -887,7 +671,7 @@ static void slot_free(struct engine *g, struct slot *s)
 			curl_multi_remove_handle(g->m, s->h);
 		curl_easy_cleanup(s->h);
 	}
-	slist_free_wiped(s->hdrs);
+	blob_slist_free(s->hdrs);
 	free(s->buf);
 	free(s->wbuf);
 	free(s->hdr);
@@ -902,20 +686,21 @@ int fetch_blob(const struct fetch_config *cfg, const struct blob_info *info, int
 			   .stats = stats, .e = e};
 	int ret = -1;
 	memset(stats, 0, sizeof *stats);
-	http_url_for_log(cfg->url, g.shown, sizeof g.shown);
+	http_url_for_log(cfg->blob->url, g.shown, sizeof g.shown);
 	g.started_ms = http_now_ms();
 	if (info->size == 0)
 		return 0;
 
 	int is_page = strcmp(info->type, "PageBlob") == 0;
 	if (is_page) {
-		g.nsegs = (info->size + FETCH_SEGMENT_SIZE - 1) / FETCH_SEGMENT_SIZE;
+		g.nsegs = (info->size + BLOB_SEGMENT_SIZE - 1) / BLOB_SEGMENT_SIZE;
 	} else {
 		/* one segment, all data: no page list to ask for */
 		g.nsegs = 1;
 		g.list_next = 1;
-		g.seg[0] = (struct segment){.state = SEG_READY, .start = 0, .end = info->size - 1};
-		if (range_list_add(&g.seg[0].ranges, 0, info->size - 1) != 0)
+		g.seg[0].state = SEG_READY;
+		pagelist_walk_begin(&g.seg[0].w, 0, info->size - 1, info->size);
+		if (range_list_add(&g.seg[0].w.ranges, 0, info->size - 1) != 0)
 			return oom(&g);
 	}
 	g.nslots = stream ? 2 * cfg->jobs : cfg->jobs;
@@ -962,8 +747,8 @@ out:
 			slot_free(&g, &g.slots[i]);
 	slot_free(&g, &g.pl);
 	free(g.slots);
-	range_list_free(&g.seg[0].ranges);
-	range_list_free(&g.seg[1].ranges);
+	pagelist_walk_free(&g.seg[0].w);
+	pagelist_walk_free(&g.seg[1].w);
 	if (g.m)
 		curl_multi_cleanup(g.m);
 	return ret;

@@ -1,5 +1,5 @@
-/* encfs-fetch: download an Azure page blob (or any blob) fast, sparse and pinned to one version.
- * See man/encfs-fetch.1. */
+/* encfs-fetch: download an Azure page blob (or any blob) fast, sparse and pinned to one version;
+ * or upload an image file as a page blob, only its written pages.  See man/encfs-fetch.1. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -12,12 +12,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "blob.h"
 #include "fetch.h"
 #include "http.h"
 #include "identity.h"
 #include "io.h"
 #include "log.h"
 #include "secmem.h"
+#include "upload.h"
 
 #define DEFAULT_JOBS 8
 #define DEFAULT_TIMEOUT_S 30
@@ -27,17 +29,22 @@
 static const char usage_text[] =
 	"usage: encfs-fetch [-v] [--private] [--client-id ID] [-j N] [--timeout SECONDS]\n"
 	"                   [--deadline SECONDS] [--cacert FILE] [--allow-http] [--force] [-o FILE] URL\n"
+	"       encfs-fetch --upload IMAGE [-v] [--private] [--client-id ID] [-j N] [--timeout SECONDS]\n"
+	"                   [--deadline SECONDS] [--cacert FILE] [--allow-http] [--force] URL\n"
 	"\n"
 	"Downloads the Azure blob at URL into FILE, or to standard output in order.  Page blobs:\n"
 	"only the valid page ranges are fetched, in parallel, and left as holes otherwise.\n"
+	"With --upload, creates the page blob at URL from IMAGE instead, sending only the pages\n"
+	"IMAGE holds data in (not holes, not pages of zeros), and checks the blob's page list.\n"
 	"URL \"-\" reads the URL from standard input (one line): a SAS URL is a credential, which\n"
 	"a command line shows to every process.\n"
 	"\n"
 	"  -o, --output FILE     write FILE (created 0600, sparse); without it, standard output\n"
-	"  -f, --force           replace FILE if it exists\n"
+	"  -u, --upload IMAGE    upload IMAGE (a regular file) as a new page blob at URL\n"
+	"  -f, --force           replace FILE, or with --upload the blob, if it exists\n"
 	"  --private             authenticate with a managed identity bearer token\n"
 	"  --client-id ID        the user-assigned identity's client id (implies --private)\n"
-	"  -j, --jobs N          ranged GETs in flight at once, 1 to 64 (default 8)\n"
+	"  -j, --jobs N          requests in flight at once, 1 to 64 (default 8)\n"
 	"  --timeout SECONDS     a request receiving nothing for this long is retried (default 30)\n"
 	"  --deadline SECONDS    a request failing for this long is an error (default 120)\n"
 	"  --cacert FILE         trust anchors (PEM) for TLS instead of the system store\n"
@@ -48,7 +55,7 @@ static const char usage_text[] =
 static volatile sig_atomic_t stop_requested;
 
 /* Only sets a flag (async-signal-safe): the download loop sees it, stops, and main removes the
- * partial file. */
+ * partial file; the upload stops its requests and releases its lease. */
 static void on_signal(int sig) { stop_requested = sig; }
 
 /* The file the download goes into.  Without --force, FILE itself, created O_EXCL (so it must not
@@ -109,96 +116,36 @@ static long parse_long_opt(const char *name, const char *v, long min, long max)
 	return x;
 }
 
-int main(int argc, char **argv)
+static void catch_signals(void)
 {
-	enum { OPT_PRIVATE = 256, OPT_CLIENT_ID, OPT_TIMEOUT, OPT_DEADLINE, OPT_CACERT, OPT_ALLOW_HTTP };
-	static const struct option opts[] = {
-		{"output", required_argument, NULL, 'o'},   {"force", no_argument, NULL, 'f'},
-		{"private", no_argument, NULL, OPT_PRIVATE}, {"client-id", required_argument, NULL, OPT_CLIENT_ID},
-		{"jobs", required_argument, NULL, 'j'},     {"timeout", required_argument, NULL, OPT_TIMEOUT},
-		{"deadline", required_argument, NULL, OPT_DEADLINE},
-		{"cacert", required_argument, NULL, OPT_CACERT},
-		{"allow-http", no_argument, NULL, OPT_ALLOW_HTTP},
-		{"verbose", no_argument, NULL, 'v'},        {"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}};
-	const char *output = NULL, *client_id = NULL;
-	int force = 0, use_identity = 0;
-	struct fetch_config cfg = {.jobs = DEFAULT_JOBS, .timeout_ms = DEFAULT_TIMEOUT_S * 1000L,
-				   .deadline_ms = DEFAULT_DEADLINE_S * 1000L, .stop = &stop_requested};
+	struct sigaction sa = {.sa_handler = on_signal};
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+}
 
-	log_init(argv[0]);
-	secmem_init();
-	int c;
-	while ((c = getopt_long(argc, argv, "o:fj:vh", opts, NULL)) != -1) {
-		switch (c) {
-		case 'o': output = optarg; break;
-		case 'f': force = 1; break;
-		case OPT_PRIVATE: use_identity = 1; break;
-		case OPT_CLIENT_ID: client_id = optarg; use_identity = 1; break;
-		case 'j': cfg.jobs = (int)parse_long_opt("--jobs", optarg, 1, FETCH_MAX_JOBS); break;
-		case OPT_TIMEOUT: cfg.timeout_ms = parse_long_opt("--timeout", optarg, 1, 3600) * 1000; break;
-		case OPT_DEADLINE: cfg.deadline_ms = parse_long_opt("--deadline", optarg, 1, 86400) * 1000; break;
-		case OPT_CACERT: http_set_ca_bundle(optarg); break;
-		case OPT_ALLOW_HTTP: cfg.allow_http = 1; break;
-		case 'v': log_more_verbose(); break;
-		case 'h': fputs(usage_text, stdout); return EXIT_OK;
-		default: fputs(usage_text, stderr); return EXIT_USAGE;
-		}
-	}
-	if (optind != argc - 1) {
-		fputs(usage_text, stderr);
-		die(EXIT_USAGE, "bad command line: give exactly one blob URL (see encfs-fetch --help)");
-	}
-	char *url_from_stdin = NULL;
-	cfg.url = argv[optind];
-	if (strcmp(cfg.url, "-") == 0)
-		cfg.url = url_from_stdin = read_url_line();
-	cfg.progress = isatty(STDERR_FILENO);
+struct options {
+	const char *output, *upload, *client_id;
+	int force, use_identity, jobs, allow_http;
+	long timeout_ms, deadline_ms;
+};
 
+/* The download: the blob's properties, then its bytes into FILE or to standard output. */
+static int download(const struct options *o, struct blob_client *blob)
+{
 	struct err e = {0};
-	if (fetch_check_url(cfg.url, cfg.allow_http, &e) != 0)
-		die_err(&e);
-	if (use_identity && strchr(cfg.url, '?'))
-		die(EXIT_USAGE, "bad command line: --private and a SAS URL (with a query string) exclude each "
-			       "other (drop one)");
-	if (use_identity && strncasecmp(cfg.url, "https://", 8) != 0)
-		die(EXIT_USAGE, "bad command line: --private sends a bearer token, which needs an https:// URL");
-	if (!output && isatty(STDOUT_FILENO))
-		die(EXIT_USAGE, "refusing to write blob bytes to a terminal (give -o FILE or redirect "
-			       "standard output)");
-	struct stat old;
-	if (output && !force && lstat(output, &old) == 0)
-		die(EXIT_USAGE, "%s exists (use --force to replace it)", output);
-	if (output && force && lstat(output, &old) == 0 && S_ISDIR(old.st_mode))
-		die(EXIT_USAGE, "%s is a directory (--force replaces files only)", output);
-
-	http_init();
-	struct secbuf token = {0}, auth = {0};
-	if (use_identity) {
-		if (identity_token(STORAGE_RESOURCE, client_id, &token, &e) != 0)
-			die_err(&e);
-		static const char prefix[] = "Authorization: Bearer ";
-		if (secbuf_alloc(&auth, sizeof prefix + token.len) != 0)
-			die(EXIT_INTERNAL, "getting a token: out of memory");
-		memcpy(auth.data, prefix, sizeof prefix - 1);
-		memcpy(auth.data + sizeof prefix - 1, token.data, token.len);
-		auth.len = sizeof prefix - 1 + token.len;
-		auth.data[auth.len] = '\0';
-		secbuf_free(&token);
-		cfg.auth = (const char *)auth.data;
-	}
-
+	struct fetch_config cfg = {.blob = blob, .jobs = o->jobs, .progress = isatty(STDERR_FILENO)};
+	const char *output = o->output;
+	struct blob_conn cn;
 	struct blob_info info;
-	if (blob_get_info(&cfg, &info, &e) != 0)
+	if (blob_conn_init(&cn, &e) != 0 || blob_get_properties(blob, &cn, &info, &e) != 0)
 		die_err(&e);
-	char shown[512];
-	http_url_for_log(cfg.url, shown, sizeof shown);
+	blob_conn_free(&cn);
 	if (strcmp(info.type, "PageBlob") != 0)
-		log_warn("%s is a %s: downloading all of it; read-write use needs a page blob", shown, info.type);
-	log_info("%s: %s, %" PRIu64 " bytes, ETag %s", shown, info.type, info.size, info.etag);
+		log_warn("%s is a %s: downloading all of it; read-write use needs a page blob", blob->shown, info.type);
+	log_info("%s: %s, %" PRIu64 " bytes, ETag %s", blob->shown, info.type, info.size, info.etag);
 
-	/* a closed pipe is a write error (EPIPE) we report, not a silent death */
-	signal(SIGPIPE, SIG_IGN);
 	int fd = STDOUT_FILENO;
 	char *tmp_name = NULL;
 	const char *partial = NULL; /* the file to remove on failure */
@@ -206,12 +153,8 @@ int main(int argc, char **argv)
 		/* From here a signal must not leave a partial file: it stops the download, we clean up.
 		 * (To standard output there is nothing to clean up: signals keep their default action,
 		 * which also ends a write blocked on a reader that does not read.) */
-		struct sigaction sa = {.sa_handler = on_signal};
-		sigemptyset(&sa.sa_mask);
-		sigaction(SIGINT, &sa, NULL);
-		sigaction(SIGTERM, &sa, NULL);
-		sigaction(SIGHUP, &sa, NULL);
-		fd = create_output(output, force, &tmp_name);
+		catch_signals();
+		fd = create_output(output, o->force, &tmp_name);
 		partial = tmp_name ? tmp_name : output;
 		if (ftruncate(fd, (off_t)info.size) != 0) {
 			int err = errno;
@@ -224,7 +167,6 @@ int main(int argc, char **argv)
 	struct fetch_stats st;
 	long long t0 = http_now_ms();
 	int rc = fetch_blob(&cfg, &info, fd, output == NULL, output ? output : "standard output", &st, &e);
-	secbuf_free(&auth);
 	if (rc == 0 && output) {
 		struct stat sb;
 		if (fstat(fd, &sb) != 0 || (uint64_t)sb.st_size != info.size)
@@ -241,11 +183,119 @@ int main(int argc, char **argv)
 		die_err(&e);
 	}
 	free(tmp_name);
-	free(url_from_stdin);
 	long long ms = http_now_ms() - t0;
 	log_info("fetched %s: %" PRIu64 " bytes of data in %lu ranges, %" PRIu64 " body bytes received, "
 		 "%lu requests, %lu retries, %lld ms (%.1f MiB/s)",
-		 shown, st.data_bytes, st.ranges, st.body_bytes, st.requests, st.retries, ms,
+		 blob->shown, st.data_bytes, st.ranges, st.body_bytes, st.requests, st.retries, ms,
 		 ms > 0 ? (double)st.data_bytes / 1048576.0 / ((double)ms / 1000.0) : 0.0);
 	return EXIT_OK;
+}
+
+/* The upload: IMAGE's written pages into a new page blob, under a lease, checked at the end. */
+static int upload(const struct options *o, struct blob_client *blob)
+{
+	struct err e = {0};
+	int fd = open(o->upload, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		die(errno == ENOENT ? EXIT_CONFIG : EXIT_DEVICE, "reading %s: %s", o->upload, strerror(errno));
+	/* a signal stops the requests; the lease is released and the message says what is left */
+	catch_signals();
+	struct upload_config cfg = {.blob = blob, .image = o->upload, .jobs = o->jobs, .force = o->force,
+				    .progress = isatty(STDERR_FILENO)};
+	struct upload_stats st;
+	long long t0 = http_now_ms();
+	if (upload_image(&cfg, fd, &st, &e) != 0)
+		die_err(&e);
+	close(fd);
+	long long ms = http_now_ms() - t0;
+	log_info("uploaded %s to %s: %" PRIu64 " bytes into a page blob of %" PRIu64 ", %" PRIu64 " bytes of "
+		 "data in %lu ranges (%" PRIu64 " zero pages skipped), %" PRIu64 " body bytes sent, %lu requests, "
+		 "%lu retries, %lld ms (%.1f MiB/s), ETag %s",
+		 o->upload, blob->shown, st.image_size, st.blob_size, st.data_bytes, st.ranges, st.zero_pages,
+		 st.body_bytes, st.requests, st.retries, ms,
+		 ms > 0 ? (double)st.data_bytes / 1048576.0 / ((double)ms / 1000.0) : 0.0, st.etag);
+	return EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+	enum { OPT_PRIVATE = 256, OPT_CLIENT_ID, OPT_TIMEOUT, OPT_DEADLINE, OPT_CACERT, OPT_ALLOW_HTTP };
+	static const struct option opts[] = {
+		{"output", required_argument, NULL, 'o'},   {"upload", required_argument, NULL, 'u'},
+		{"force", no_argument, NULL, 'f'},
+		{"private", no_argument, NULL, OPT_PRIVATE}, {"client-id", required_argument, NULL, OPT_CLIENT_ID},
+		{"jobs", required_argument, NULL, 'j'},     {"timeout", required_argument, NULL, OPT_TIMEOUT},
+		{"deadline", required_argument, NULL, OPT_DEADLINE},
+		{"cacert", required_argument, NULL, OPT_CACERT},
+		{"allow-http", no_argument, NULL, OPT_ALLOW_HTTP},
+		{"verbose", no_argument, NULL, 'v'},        {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}};
+	struct options o = {.jobs = DEFAULT_JOBS, .timeout_ms = DEFAULT_TIMEOUT_S * 1000L,
+			    .deadline_ms = DEFAULT_DEADLINE_S * 1000L};
+
+	log_init(argv[0]);
+	secmem_init();
+	int c;
+	while ((c = getopt_long(argc, argv, "o:u:fj:vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'o': o.output = optarg; break;
+		case 'u': o.upload = optarg; break;
+		case 'f': o.force = 1; break;
+		case OPT_PRIVATE: o.use_identity = 1; break;
+		case OPT_CLIENT_ID: o.client_id = optarg; o.use_identity = 1; break;
+		case 'j': o.jobs = (int)parse_long_opt("--jobs", optarg, 1, FETCH_MAX_JOBS); break;
+		case OPT_TIMEOUT: o.timeout_ms = parse_long_opt("--timeout", optarg, 1, 3600) * 1000; break;
+		case OPT_DEADLINE: o.deadline_ms = parse_long_opt("--deadline", optarg, 1, 86400) * 1000; break;
+		case OPT_CACERT: http_set_ca_bundle(optarg); break;
+		case OPT_ALLOW_HTTP: o.allow_http = 1; break;
+		case 'v': log_more_verbose(); break;
+		case 'h': fputs(usage_text, stdout); return EXIT_OK;
+		default: fputs(usage_text, stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind != argc - 1) {
+		fputs(usage_text, stderr);
+		die(EXIT_USAGE, "bad command line: give exactly one blob URL (see encfs-fetch --help)");
+	}
+	if (o.upload && o.output)
+		die(EXIT_USAGE, "bad command line: --upload and -o exclude each other (one mode at a time)");
+	char *url_from_stdin = NULL;
+	const char *url = argv[optind];
+	if (strcmp(url, "-") == 0)
+		url = url_from_stdin = read_url_line();
+
+	struct err e = {0};
+	struct blob_client blob;
+	if (blob_client_init(&blob, url, o.allow_http, o.timeout_ms, o.deadline_ms, &stop_requested, &e) != 0)
+		die_err(&e);
+	blob.writing = o.upload != NULL;
+	if (o.use_identity && strchr(url, '?'))
+		die(EXIT_USAGE, "bad command line: --private and a SAS URL (with a query string) exclude each "
+			       "other (drop one)");
+	if (o.use_identity && strncasecmp(url, "https://", 8) != 0)
+		die(EXIT_USAGE, "bad command line: --private sends a bearer token, which needs an https:// URL");
+	if (!o.upload && !o.output && isatty(STDOUT_FILENO))
+		die(EXIT_USAGE, "refusing to write blob bytes to a terminal (give -o FILE or redirect "
+			       "standard output)");
+	struct stat old;
+	if (o.output && !o.force && lstat(o.output, &old) == 0)
+		die(EXIT_USAGE, "%s exists (use --force to replace it)", o.output);
+	if (o.output && o.force && lstat(o.output, &old) == 0 && S_ISDIR(old.st_mode))
+		die(EXIT_USAGE, "%s is a directory (--force replaces files only)", o.output);
+
+	http_init();
+	if (o.use_identity) {
+		struct secbuf token = {0};
+		if (identity_token(STORAGE_RESOURCE, o.client_id, &token, &e) != 0 ||
+		    blob_client_set_bearer(&blob, token.data, token.len, &e) != 0)
+			die_err(&e);
+		secbuf_free(&token);
+	}
+	/* a closed pipe is a write error (EPIPE) we report, not a silent death */
+	signal(SIGPIPE, SIG_IGN);
+
+	int rc = o.upload ? upload(&o, &blob) : download(&o, &blob);
+	blob_client_free(&blob);
+	free(url_from_stdin);
+	return rc;
 }

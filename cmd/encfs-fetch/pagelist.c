@@ -3,6 +3,7 @@
 #include "pagelist.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -294,3 +295,31 @@ int pagelist_parse(const char *xml, size_t len, uint64_t seg_start, uint64_t seg
 		return fail(&c, "data after </PageList>");
 	return 0;
 }
+
+/* --- walking a segment ---------------------------------------------------------------------- */
+
+void pagelist_walk_begin(struct pagelist_walk *w, uint64_t start, uint64_t end, uint64_t blob_size)
+{
+	*w = (struct pagelist_walk){.start = start, .end = end, .blob_size = blob_size,
+				    .ranges = {.max = PAGELIST_MAX_RANGES_PER_SEGMENT}};
+}
+
+int pagelist_walk_take(struct pagelist_walk *w, const char *body, size_t len, struct err *e)
+{
+	char sent[PAGELIST_MAX_MARKER];
+	memcpy(sent, w->marker, sizeof sent);
+	if (pagelist_parse(body, len, w->start, w->end, w->blob_size, &w->ranges, w->marker, e) != 0)
+		return -1;
+	w->pages++;
+	if (w->marker[0] && strcmp(w->marker, sent) == 0)
+		return err_set(e, EXIT_NETWORK, "page list of bytes %" PRIu64 "-%" PRIu64 ": the service answered "
+			       "with the same continuation marker it was given (it would never end; check the "
+			       "endpoint)", w->start, w->end);
+	if (w->marker[0] && w->pages >= PAGELIST_MAX_PAGES)
+		return err_set(e, EXIT_NETWORK, "page list of bytes %" PRIu64 "-%" PRIu64 ": still continuation "
+			       "markers after %u responses (check the endpoint)", w->start, w->end, w->pages);
+	w->done = !w->marker[0];
+	return 0;
+}
+
+void pagelist_walk_free(struct pagelist_walk *w) { range_list_free(&w->ranges); }

@@ -44,4 +44,29 @@ void range_list_free(struct range_list *l);
 int pagelist_parse(const char *xml, size_t len, uint64_t seg_start, uint64_t seg_end, uint64_t blob_size,
 		   struct range_list *out, char marker[PAGELIST_MAX_MARKER], struct err *e);
 
+/* Listing one segment of a page blob: the responses of Get Page Ranges for it, one after the
+ * other, each continuing after the marker of the one before. */
+#define PAGELIST_SEGMENT_SIZE (512ull << 20)
+#define PAGELIST_MAX_RANGES_PER_SEGMENT (PAGELIST_SEGMENT_SIZE / (2 * PAGE_SIZE_BYTES) + 1)
+/* responses for one segment: a well-behaved service needs a few (maxresults is 10000 ranges, a
+ * segment holds at most 524288); a hostile one could send markers forever */
+#define PAGELIST_MAX_PAGES 1024
+
+struct pagelist_walk {
+	uint64_t start, end, blob_size;  /* the segment, both ends included, of a blob of this size */
+	struct range_list ranges;        /* the valid ranges so far, cut to the segment */
+	unsigned pages;                  /* responses taken */
+	char marker[PAGELIST_MAX_MARKER]; /* where the next request continues; "" when done */
+	int done;                        /* the last response had no marker */
+};
+
+/* Starts a walk of the segment start..end (ranges empty, bounded by
+ * PAGELIST_MAX_RANGES_PER_SEGMENT). */
+void pagelist_walk_begin(struct pagelist_walk *w, uint64_t start, uint64_t end, uint64_t blob_size);
+/* Takes the next response body: parses it into w->ranges and checks its marker (a service that
+ * answers with the marker it was given, or keeps sending markers for PAGELIST_MAX_PAGES
+ * responses, would never end).  -1 with e filled (EXIT_NETWORK, or EXIT_INTERNAL). */
+int pagelist_walk_take(struct pagelist_walk *w, const char *body, size_t len, struct err *e);
+void pagelist_walk_free(struct pagelist_walk *w);
+
 #endif

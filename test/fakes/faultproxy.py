@@ -6,12 +6,20 @@ usage: faultproxy.py UPSTREAM_URL          e.g. http://127.0.0.1:41234
 
 Control (never forwarded):
   POST /_fault {"kind": K, "action": A, "count": n, "skip": m, ...}   add a rule
-      kind: "range" (GET of blob bytes), "pagelist" (GET ?comp=pagelist), "head", "any"
+      kind: "range" (GET of blob bytes), "pagelist" (GET ?comp=pagelist), "head", "page" (PUT
+            ?comp=page: Put Page), "lease" (PUT ?comp=lease), "create" (PUT without comp: Put Blob),
+            "any"
       skip: let the first m matching requests through untouched (default 0)
       count: how many matching requests (after skip) the rule hits; -1 forever (default 1)
       action:
-        "status"  answer {"status": code, "retry_after": s} without forwarding
-        "reset"   close the connection without an answer
+        "status"  answer {"status": code, "retry_after": s} without forwarding; {"headers": {name:
+                  value}} adds response headers (a 201 with an ETag: a write acknowledged but
+                  never done)
+        "reset"   close the connection without an answer (the request is not forwarded)
+        "drop"    forward, then close the connection without passing the answer on (the request
+                  took effect; the client cannot know)
+        "cut_request"  read {"after": bytes} (default half) of the request body, then close the
+                  connection (an upload cut mid-body; nothing is forwarded)
         "cut"     forward, send the headers and {"after": bytes} of the body (default half), close
         "short"   forward, but announce and send only {"after": bytes} (default half) of the body,
                   keeping the connection: a clean end with fewer bytes than the range asked
@@ -27,8 +35,11 @@ Control (never forwarded):
         "header"  forward, with the response headers changed: {"set": {name: value}} replaces or
                   adds, {"drop": [name, ...]} removes
   DELETE /_fault                 remove every rule
-  GET /_stats                    {"requests", "body_bytes", "by_kind": {kind: {requests, body_bytes}},
-                                  "faults": hits, "pending_delays": n}
+  GET /_stats                    {"requests", "body_bytes", "sent_bytes", "by_kind": {kind: {requests,
+                                  body_bytes, sent_bytes, max_sent}}, "faults": hits,
+                                  "pending_delays": n}
+                                 (body_bytes: response bodies sent to the client; sent_bytes:
+                                 request bodies received from it; max_sent: the largest one)
   DELETE /_stats                 zero the counters
 """
 import http.client
@@ -58,12 +69,19 @@ class State:
 
     def reset_stats(self):
         with self.lock:
-            self.stats = {"requests": 0, "body_bytes": 0, "by_kind": {}, "faults": 0,
+            self.stats = {"requests": 0, "body_bytes": 0, "sent_bytes": 0, "by_kind": {}, "faults": 0,
                           "pending_delays": 0}
+
+    def count_sent(self, kind, nbytes):
+        with self.lock:
+            k = self.stats["by_kind"].setdefault(kind, {"requests": 0, "body_bytes": 0, "sent_bytes": 0})
+            self.stats["sent_bytes"] += nbytes
+            k["sent_bytes"] += nbytes
+            k["max_sent"] = max(k.get("max_sent", 0), nbytes)
 
     def count(self, kind, nbytes, request=False):
         with self.lock:
-            k = self.stats["by_kind"].setdefault(kind, {"requests": 0, "body_bytes": 0})
+            k = self.stats["by_kind"].setdefault(kind, {"requests": 0, "body_bytes": 0, "sent_bytes": 0})
             if request:
                 self.stats["requests"] += 1
                 k["requests"] += 1
@@ -92,6 +110,12 @@ def kind_of(method, path):
         return "pagelist"
     if method == "GET" and "comp=" not in path:
         return "range"
+    if method == "PUT" and "comp=page" in path:
+        return "page"
+    if method == "PUT" and "comp=lease" in path:
+        return "lease"
+    if method == "PUT" and "comp=" not in path:
+        return "create"
     return "other"
 
 
@@ -164,21 +188,29 @@ class Proxy(http.server.BaseHTTPRequestHandler):
 
     def _handle(self, method):
         n = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(n) if n else b""
         if self.path.startswith("/_"):
-            return self._control(method, body)
+            return self._control(method, self.rfile.read(n) if n else b"")
         st = self.server.state
         kind = kind_of(method, self.path)
         st.count(kind, 0, request=True)
         rule = st.take(kind)
         action = rule.get("action") if rule else None
+        if action == "cut_request":
+            part = self.rfile.read(min(n, rule.get("after", n // 2)))
+            st.count_sent(kind, len(part))
+            return self._close()
+        body = self.rfile.read(n) if n else b""
+        st.count_sent(kind, len(body))
         if action == "reset":
             return self._close()
         if action == "status":
             code = rule.get("status", 503)
             data = b""
             self.send_response(code)
-            self.send_header("x-ms-error-code", "AuthorizationFailure" if code == 403 else "ServerBusy")
+            if code >= 400:
+                self.send_header("x-ms-error-code", "AuthorizationFailure" if code == 403 else "ServerBusy")
+            for k, v in rule.get("headers", {}).items():
+                self.send_header(k, v)
             if "retry_after" in rule:
                 self.send_header("Retry-After", str(rule["retry_after"]))
             self.send_header("Content-Length", "0")
@@ -193,6 +225,9 @@ class Proxy(http.server.BaseHTTPRequestHandler):
         if action == "paginate":
             return self._paginate(body, rule)
         resp = self._forward(method, body)
+        if action == "drop":
+            resp.read()
+            return self._close()
         if action in (None, "header") and method != "HEAD" and resp.getheader("Content-Length"):
             return self._stream(resp, kind, rule)
         data = resp.read()

@@ -10,6 +10,15 @@
 //   blob.js put-block ENDPOINT CONTAINER BLOB FILE   block blob with FILE's bytes
 //   blob.js put-page-at ENDPOINT CONTAINER BLOB OFFSET FILE   one Put Page of FILE at OFFSET
 //   blob.js sas ENDPOINT CONTAINER [BLOB]            a read SAS URL (container SAS: read+list), 2 h
+//   blob.js sas-write ENDPOINT CONTAINER BLOB [PERMS] a blob SAS URL for uploading (default rcw:
+//                                                    read, create, write), 2 h
+//   blob.js sas-container-write ENDPOINT CONTAINER   a container SAS URL with read, add, create,
+//                                                    write, delete and list (rclone uploads), 2 h
+//   blob.js pagelist ENDPOINT CONTAINER BLOB         the blob's valid page ranges, "START-END" a line
+//   blob.js props ENDPOINT CONTAINER BLOB            its properties as JSON: type, size, lease state
+//   blob.js lease ENDPOINT CONTAINER BLOB acquire SECONDS   take a lease (-1: infinite); prints its id
+//   blob.js lease ENDPOINT CONTAINER BLOB release ID        release it
+//   blob.js lease ENDPOINT CONTAINER BLOB break             break whatever lease it has, at once
 //   blob.js download URL FILE [file|buffer]          JS SDK download: downloadToFile (one stream), or
 //                                                    downloadToBuffer with concurrency 8, then written
 //
@@ -101,6 +110,55 @@ function sas(endpoint, container, name) {
 	process.stdout.write(`${base}?${q.toString()}\n`);
 }
 
+function sasWrite(endpoint, container, name, perms) {
+	const expiresOn = new Date(Date.now() + 2 * 3600 * 1000);
+	const startsOn = new Date(Date.now() - 5 * 60 * 1000);
+	const q = generateBlobSASQueryParameters({ containerName: container, blobName: name,
+		permissions: BlobSASPermissions.parse(perms || "rcw"), startsOn, expiresOn }, cred);
+	process.stdout.write(`${endpoint}/${container}/${name}?${q.toString()}\n`);
+}
+
+function sasContainerWrite(endpoint, container) {
+	const expiresOn = new Date(Date.now() + 2 * 3600 * 1000);
+	const startsOn = new Date(Date.now() - 5 * 60 * 1000);
+	const q = generateBlobSASQueryParameters({ containerName: container,
+		permissions: ContainerSASPermissions.parse("racwdl"), startsOn, expiresOn }, cred);
+	process.stdout.write(`${endpoint}/${container}?${q.toString()}\n`);
+}
+
+function blobClient(endpoint, container, name) {
+	return service(endpoint).getContainerClient(container).getPageBlobClient(name);
+}
+
+async function pagelist(endpoint, container, name) {
+	const blob = blobClient(endpoint, container, name);
+	const props = await blob.getProperties();
+	let out = "";
+	if (props.contentLength === 0) return;
+	for await (const page of blob.listPageRanges(0, props.contentLength).byPage()) {
+		for (const r of page.pageRange || []) out += `${r.start}-${r.end}\n`;
+	}
+	process.stdout.write(out);
+}
+
+async function props(endpoint, container, name) {
+	const p = await blobClient(endpoint, container, name).getProperties();
+	process.stdout.write(JSON.stringify({ type: p.blobType, size: p.contentLength, etag: p.etag,
+		leaseState: p.leaseState, leaseStatus: p.leaseStatus, leaseDuration: p.leaseDuration || "" }) + "\n");
+}
+
+async function lease(endpoint, container, name, action, arg) {
+	const blob = blobClient(endpoint, container, name);
+	if (action === "acquire") {
+		const r = await blob.getBlobLeaseClient().acquireLease(Number(arg));
+		process.stdout.write(`${r.leaseId}\n`);
+	} else if (action === "break") {
+		await blob.getBlobLeaseClient().breakLease(0);
+	} else {
+		await blob.getBlobLeaseClient(arg).releaseLease();
+	}
+}
+
 async function download(url, file, how) {
 	const blob = new BlobClient(url);
 	if (how === "buffer") {
@@ -129,8 +187,19 @@ async function main(argv) {
 		return sas(a[0], a[1], a[2]);
 	case "download":
 		return download(a[0], a[1], a[2] || "file");
+	case "sas-write":
+		return sasWrite(a[0], a[1], a[2], a[3]);
+	case "sas-container-write":
+		return sasContainerWrite(a[0], a[1]);
+	case "pagelist":
+		return pagelist(a[0], a[1], a[2]);
+	case "props":
+		return props(a[0], a[1], a[2]);
+	case "lease":
+		return lease(a[0], a[1], a[2], a[3], a[4]);
 	default:
-		throw new Error("usage: blob.js container|put-page|put-page-at|put-block|sas|download ...");
+		throw new Error("usage: blob.js container|put-page|put-page-at|put-block|sas|sas-write|sas-container-write|download|" +
+			"pagelist|props|lease ...");
 	}
 }
 

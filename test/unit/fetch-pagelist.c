@@ -191,30 +191,30 @@ int main(void)
 
 	/* URLs */
 	struct err ue;
-	ok(fetch_check_url("https://a.blob.core.windows.net/c/b", 0, &ue) == 0, "https blob URL accepted");
-	ok(fetch_check_url("https://a.blob.core.windows.net/c/dir/b.img?sv=1&sig=x", 0, &ue) == 0,
+	ok(blob_check_url("https://a.blob.core.windows.net/c/b", 0, &ue) == 0, "https blob URL accepted");
+	ok(blob_check_url("https://a.blob.core.windows.net/c/dir/b.img?sv=1&sig=x", 0, &ue) == 0,
 	   "SAS URL with a nested blob name accepted");
-	ok(fetch_check_url("http://127.0.0.1:1/acct/c/b", 0, &ue) == -1 && ue.code == EXIT_USAGE,
+	ok(blob_check_url("http://127.0.0.1:1/acct/c/b", 0, &ue) == -1 && ue.code == EXIT_USAGE,
 	   "http refused without allow_http");
-	ok(fetch_check_url("http://127.0.0.1:1/acct/c/b", 1, &ue) == 0, "http accepted with allow_http");
-	ok(fetch_check_url("https://a.blob.core.windows.net/c", 0, &ue) == -1, "a container URL is refused");
-	ok(fetch_check_url("https://a.blob.core.windows.net/c/", 0, &ue) == -1, "an empty blob name is refused");
-	ok(fetch_check_url("https://a/c/b#frag", 0, &ue) == -1, "a fragment is refused");
-	ok(fetch_check_url("ftp://a/c/b", 1, &ue) == -1, "ftp is refused");
-	ok(fetch_check_url("https://a/c/b?sv=1&sig=SECRET#x", 0, &ue) == -1 && !strstr(ue.msg, "SECRET"),
+	ok(blob_check_url("http://127.0.0.1:1/acct/c/b", 1, &ue) == 0, "http accepted with allow_http");
+	ok(blob_check_url("https://a.blob.core.windows.net/c", 0, &ue) == -1, "a container URL is refused");
+	ok(blob_check_url("https://a.blob.core.windows.net/c/", 0, &ue) == -1, "an empty blob name is refused");
+	ok(blob_check_url("https://a/c/b#frag", 0, &ue) == -1, "a fragment is refused");
+	ok(blob_check_url("ftp://a/c/b", 1, &ue) == -1, "ftp is refused");
+	ok(blob_check_url("https://a/c/b?sv=1&sig=SECRET#x", 0, &ue) == -1 && !strstr(ue.msg, "SECRET"),
 	   "a refused SAS URL's error hides its query");
 
 	/* libcurl's messages are not ours: any copy of the SAS query in them is cut */
 	char m[256];
 	snprintf(m, sizeof m, "Failed to GET http://h/a/c/b?sv=1&sig=SECRET%%3D&sp=r: boom, again sv=1&sig=SECRET%%3D&sp=r");
-	fetch_hide_query(m, sizeof m, "http://h/a/c/b?sv=1&sig=SECRET%3D&sp=r");
+	blob_hide_query(m, sizeof m, "http://h/a/c/b?sv=1&sig=SECRET%3D&sp=r");
 	is_str(m, "Failed to GET http://h/a/c/b?<query hidden>: boom, again <query hidden>",
 	       "the SAS query is cut from a foreign message, every copy");
 	snprintf(m, sizeof m, "no query here");
-	fetch_hide_query(m, sizeof m, "http://h/a/c/b");
+	blob_hide_query(m, sizeof m, "http://h/a/c/b");
 	is_str(m, "no query here", "a URL without a query changes nothing");
 	snprintf(m, sizeof m, "x?a=1 y");
-	fetch_hide_query(m, sizeof m, "http://h/a/c/b?a=1");
+	blob_hide_query(m, sizeof m, "http://h/a/c/b?a=1");
 	is_str(m, "x?*** y", "a short query is masked in place");
 	return done_testing();
 }
