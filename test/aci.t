@@ -116,7 +116,9 @@ entry = json.loads(m.group(1)) if m else None
 check(entry == ["/encfs.sh"], "the Dockerfile's ENTRYPOINT is /encfs.sh", entry, ["/encfs.sh"])
 check(re.search(r"^RUN ln -s /usr/bin/encfs.sh /encfs.sh$", open(dockerfile).read(), re.M) is not None,
       "the Dockerfile links /encfs.sh to the installed encfs.sh")
-script = open(encfs_sh).read()
+# encfs.sh without its comments (whole-line ones and " # ..." after code)
+script = "\n".join(re.sub(r"(^|\s)#\s.*$", "", l) for l in open(encfs_sh).read().splitlines()
+                   if not l.lstrip().startswith("#"))
 reads = lambda name: re.search(r"\$\{?%s\b" % re.escape(name), script) is not None
 check(reads("EncfsSideCarArgs"), "sh/encfs.sh reads $EncfsSideCarArgs")
 check(side.get("command") == entry, "the sidecar's command is the image's entry point", side.get("command"), entry)
