@@ -9,7 +9,7 @@
 #   make install [PREFIX=/usr/local] [DESTDIR=]
 #   make deps                 install build/test/demo dependencies (apt-get, npm); idempotent
 #   make image [IMAGE=localhost/encfs:latest] [REBASE=1] [IIDFILE=file]
-#                             the sidecar image from the Dockerfile, with buildah (sh/container-image.sh)
+#                             the sidecar image from the Dockerfile, with buildah (sh/image/build.sh)
 #
 # Layout: cmd/<tool>/*.c is one tool (main.c holds main); cmd/<tool>/tool.mk may set
 # <tool>_PKGS (extra pkg-config packages).  common/*.c is libcommon.a, linked into every tool.
@@ -209,12 +209,12 @@ install: $(BINS)
 
 # --- image ---------------------------------------------------------------------------------
 # The Dockerfile built with buildah, no daemon or registry; its base images made from Debian's
-# packages when absent (REBASE=1 makes them again).  See sh/container-image.sh.
+# packages when absent (REBASE=1 makes them again).  See sh/image/build.sh.
 IMAGE ?= localhost/encfs:latest
 .PHONY: image
 image:
 	@sh test/deps.sh buildah mmdebstrap uidmap
-	@sh sh/container-image.sh --tag '$(IMAGE)' $(if $(IIDFILE),--iidfile '$(IIDFILE)') $(if $(filter 1,$(REBASE)),--rebase)
+	@sh sh/image/build.sh --tag '$(IMAGE)' $(if $(IIDFILE),--iidfile '$(IIDFILE)') $(if $(filter 1,$(REBASE)),--rebase)
 
 # --- deps, demo, housekeeping --------------------------------------------------------------
 .PHONY: deps demo clean lint

@@ -138,7 +138,7 @@ is "$(tr '\n' ' ' <"$T/pem.out")" "" "no private key anywhere, no certificate ou
 mkdir -p "$T/ctx"
 cp "$ENCFS_SRC/.dockerignore" "$T/ctx/"
 for f in Makefile COPYING cmd/encfs-x/main.c cmd/encfs-x/tool.mk common/x.c common/x.h man/encfs-x.1 \
-	sh/encfs.sh sh/aci/policy-in.json sh/container-image.sh .git/HEAD build/bin/encfs-x build/cmd/x.o \
+	sh/encfs.sh sh/aci/policy-in.json sh/image/build.sh .git/HEAD build/bin/encfs-x build/cmd/x.o \
 	build-san/bin/x build-clang/x build-fuzz/x test/node/node_modules/azurite/x test/node/package.json \
 	test/vm/cache/vmlinuz test/vm/run.sh test/fakes/__pycache__/akv.pyc test/fakes/akv.py Dockerfile \
 	README.md .ci/run .gitignore; do

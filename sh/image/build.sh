@@ -1,8 +1,8 @@
 #!/bin/sh
-# container-image.sh: builds the sidecar image from the Dockerfile without a Docker daemon, a container
-# runtime or a registry (make image).
+# sh/image/build.sh: builds the sidecar image from the Dockerfile without a Docker daemon, a
+# container runtime or a registry (make image).
 #
-#   sh/container-image.sh [--tag NAME] [--iidfile FILE] [--rebase]
+#   sh/image/build.sh [--tag NAME] [--iidfile FILE] [--rebase]
 #
 #   --tag NAME       the image's name (default localhost/encfs:latest)
 #   --iidfile FILE   write the built image's ID to FILE
@@ -29,8 +29,8 @@
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
-src=$(cd "$here/.." && pwd)
-prog=container-image.sh
+src=$(cd "$here/../.." && pwd)
+prog="make image"
 PATH=$PATH:/usr/sbin:/sbin
 : "${DEBIAN_MIRROR:=http://deb.debian.org/debian}"
 : "${DEBIAN_SECURITY_MIRROR:=http://deb.debian.org/debian-security}"
@@ -59,11 +59,11 @@ for c in buildah mmdebstrap flock; do
 done
 
 # One build at a time on this machine: the base images and the tags are shared.
-lock=${TMPDIR:-/tmp}/encfs-container-image.lock
+lock=${TMPDIR:-/tmp}/encfs-image-build.lock
 exec 9>"$lock"
 flock 9
 
-w=$(mktemp -d "${TMPDIR:-/tmp}/encfs-container-image.XXXXXX")
+w=$(mktemp -d "${TMPDIR:-/tmp}/encfs-image-build.XXXXXX")
 ctrs="" # working containers to remove at exit
 # shellcheck disable=SC2317 # called from the trap
 cleanup() {
@@ -156,7 +156,7 @@ slimify() {
 # commit CONTAINER NAME: the base image's configuration, committed as NAME
 commit() {
 	buildah config --env "PATH=$IMAGE_PATH" --cmd bash --annotation "$ANNOTATION=$recipe" \
-		--created-by "encfs sh/container-image.sh: mmdebstrap --variant=minbase $SUITE" "$1" >/dev/null
+		--created-by "encfs sh/image/build.sh: mmdebstrap --variant=minbase $SUITE" "$1" >/dev/null
 	buildah commit --quiet --rm "$1" "$2" >/dev/null
 }
 
