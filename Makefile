@@ -132,8 +132,11 @@ PROVE ?= prove
 PROVE_FLAGS ?= --timer
 # the tests that run on this machine (the vm-* ones boot a guest kernel)
 HOST_TESTS  := $(UNIT_BINS) $(filter-out test/vm-%,$(sort $(wildcard test/*.t)))
+# tests that run no program of $(B) (the container image, the deployment files): the sanitized
+# host-only pass of plain make check leaves them out
+NO_SAN_TESTS := test/image.t test/aci.t
 ifeq ($(HOST_ONLY),1)
-CHECK_TESTS ?= $(HOST_TESTS)
+CHECK_TESTS ?= $(filter-out $(if $(filter 1,$(SANITIZE)),$(NO_SAN_TESTS)),$(HOST_TESTS))
 else
 CHECK_TESTS ?= $(UNIT_BINS) $(sort $(wildcard test/*.t))
 endif
