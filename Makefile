@@ -8,6 +8,8 @@
 #   make bench                run the benchmarks (our tools beside their peers)
 #   make install [PREFIX=/usr/local] [DESTDIR=]
 #   make deps                 install build/test/demo dependencies (apt-get, npm); idempotent
+#   make image [IMAGE=localhost/encfs:latest] [REBASE=1] [IIDFILE=file]
+#                             the sidecar image from the Dockerfile, with buildah (sh/image/build.sh)
 #
 # Layout: cmd/<tool>/*.c is one tool (main.c holds main); cmd/<tool>/tool.mk may set
 # <tool>_PKGS (extra pkg-config packages).  common/*.c is libcommon.a, linked into every tool.
@@ -130,8 +132,11 @@ PROVE ?= prove
 PROVE_FLAGS ?= --timer
 # the tests that run on this machine (the vm-* ones boot a guest kernel)
 HOST_TESTS  := $(UNIT_BINS) $(filter-out test/vm-%,$(sort $(wildcard test/*.t)))
+# tests that run no program of $(B) (the container image, the deployment files): the sanitized
+# host-only pass of plain make check leaves them out
+NO_SAN_TESTS := test/image.t test/aci.t
 ifeq ($(HOST_ONLY),1)
-CHECK_TESTS ?= $(HOST_TESTS)
+CHECK_TESTS ?= $(filter-out $(if $(filter 1,$(SANITIZE)),$(NO_SAN_TESTS)),$(HOST_TESTS))
 else
 CHECK_TESTS ?= $(UNIT_BINS) $(sort $(wildcard test/*.t))
 endif
@@ -204,6 +209,15 @@ install: $(BINS)
 	install -m 0755 sh/encfs.sh $(DESTDIR)$(BINDIR)/encfs.sh
 	$(if $(MAN1),install -m 0644 $(MAN1) $(DESTDIR)$(MANDIR)/man1/)
 	$(if $(MAN5),install -m 0644 $(MAN5) $(DESTDIR)$(MANDIR)/man5/)
+
+# --- image ---------------------------------------------------------------------------------
+# The Dockerfile built with buildah, no daemon or registry; its base images made from Debian's
+# packages when absent (REBASE=1 makes them again).  See sh/image/build.sh.
+IMAGE ?= localhost/encfs:latest
+.PHONY: image
+image:
+	@sh test/deps.sh buildah mmdebstrap uidmap
+	@sh sh/image/build.sh --tag '$(IMAGE)' $(if $(IIDFILE),--iidfile '$(IIDFILE)') $(if $(filter 1,$(REBASE)),--rebase)
 
 # --- deps, demo, housekeeping --------------------------------------------------------------
 .PHONY: deps demo clean lint

@@ -2,14 +2,22 @@
 # Installs what building, testing and the demo need, on Debian 12, idempotently: the packages of
 # test/deps.apt that are missing (apt-get), Node.js when absent, and the npm packages of
 # test/node/package.json (Azurite, the Azure SDK) when they are not installed yet.
+#   sh test/deps.sh [PACKAGE]...   only these Debian packages, when missing (make image)
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 
-missing=$(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$here/deps.apt" | while read -r p; do
+if [ $# -gt 0 ]; then
+	wanted=$(printf '%s\n' "$@")
+else
+	wanted=$(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$here/deps.apt")
+fi
+missing=$(printf '%s\n' "$wanted" | while read -r p; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || printf ' %s' "$p"
 done)
-command -v node >/dev/null 2>&1 || missing="$missing nodejs"
-command -v npm >/dev/null 2>&1 || missing="$missing npm"
+if [ $# -eq 0 ]; then
+	command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+	command -v npm >/dev/null 2>&1 || missing="$missing npm"
+fi
 
 if [ -n "$missing" ]; then
 	if [ "$(id -u)" -ne 0 ]; then
@@ -23,7 +31,7 @@ if [ -n "$missing" ]; then
 	apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends $missing >/dev/null
 fi
 
-if [ -f "$here/node/package.json" ]; then
+if [ $# -eq 0 ] && [ -f "$here/node/package.json" ]; then
 	stamp="$here/node/node_modules/.encfs-installed"
 	if [ ! -f "$stamp" ] || [ -n "$(find "$here/node" -maxdepth 1 -name 'package*.json' -newer "$stamp")" ]; then
 		echo "deps: installing npm packages in test/node"

@@ -5,7 +5,7 @@
 
 command -v shellcheck >/dev/null 2>&1 || skip_all "shellcheck not installed"
 cd "$ENCFS_SRC" || bail "no source tree"
-for f in sh/*.sh test/*.sh test/*.t test/*/*.sh .ci/run; do
+for f in sh/*.sh sh/*/*.sh test/*.sh test/*.t test/*/*.sh .ci/run; do
 	[ -f "$f" ] || continue
 	head -n 1 "$f" | grep -q bash && continue
 	run shellcheck -s sh "$f"

@@ -4,6 +4,7 @@
 #
 #   test/vm/run.sh [OPTION]... SCRIPT [ARG]...
 #
+#   --rootfs DIR       DIR (a container image's root filesystem) is the guest's, not busybox's
 #   --disk FILE        attach FILE as the next virtio disk (vda, vdb, ...), read-write, raw
 #   --disk-ro FILE     the same, read-only
 #   --file SRC[:DEST]  copy SRC into the guest (default DEST: /vm/files/<name of SRC>)
@@ -11,7 +12,7 @@
 #   --mem MIB          guest memory (default 512)
 #   --smp N            guest CPUs (default 2)
 #   --timeout SEC      kill a guest still running after SEC seconds (default $ENCFS_VM_TIMEOUT or 600)
-#   --no-install       do not put this tree's `make install` into the guest
+#   --no-install       do not put this tree's `make install` into the guest (implied by --rootfs)
 #   --forward PORT     give the guest eth0 (10.0.2.15/24), on which 10.0.2.100:PORT reaches
 #                      127.0.0.1:PORT of this network namespace, and nothing else (repeatable)
 #   --host NAME        NAME resolves to 10.0.2.100 in the guest (/etc/hosts; repeatable)
@@ -26,6 +27,12 @@
 # The script runs as root under dash (/bin/sh) in /tmp of the guest, with the disks, the files, the
 # installed tools in /usr/bin and test/lib.sh + test/vm/guest.sh under $ENCFS_SRC (= /encfs);
 # ASAN_OPTIONS and UBSAN_OPTIONS pass through.
+#
+# --rootfs DIR: the guest's root filesystem is DIR as it is (owners, modes, links kept), with only
+# the kernel modules, /init, and a static busybox in /.vm that /init uses for what an image lacks
+# (insmod, ip, poweroff, the kernel's modprobe) and that is on no PATH; no oracle tools, no `make
+# install`.  The script runs with DIR's /bin/sh and programs; test/lib.sh and guest.sh are under
+# /encfs as usual.
 # Its stdout is this program's stdout (CRs removed), its stderr this program's stderr; the exit
 # status is the script's.  A guest that does not finish (timeout, panic, no exit status), or a
 # run that cannot start, gives a failed check "not ok N - vm: WHY" on stdout (and a plan if the
@@ -68,15 +75,15 @@ die() {
 }
 usage() { # usage [STATUS]: the synopsis, on stderr unless asked for
 	if [ "${1:-2}" -eq 0 ]; then
-		sed -n '5,19p' "$0" | sed 's/^# \{0,1\}//'
+		sed -n '5,20p' "$0" | sed 's/^# \{0,1\}//'
 	else
-		sed -n '5,19p' "$0" | sed 's/^# \{0,1\}//' >&2
+		sed -n '5,20p' "$0" | sed 's/^# \{0,1\}//' >&2
 	fi
 	exit "${1:-2}"
 }
 
 disks="" ndisks=0 files="" envs="" mem=512 smp=2 timeout=$ENCFS_VM_TIMEOUT install=1 prepare=0
-forwards="" hosts="" live=0
+forwards="" hosts="" live=0 rootfs=""
 nl='
 '
 while [ $# -gt 0 ]; do
@@ -106,6 +113,13 @@ while [ $# -gt 0 ]; do
 	--smp) [ $# -ge 2 ] || usage; smp=$2; shift 2 ;;
 	--timeout) [ $# -ge 2 ] || usage; timeout=$2; shift 2 ;;
 	--no-install) install=0; shift ;;
+	--rootfs)
+		[ $# -ge 2 ] || usage
+		if [ ! -d "$2" ] || [ ! -x "$2/bin/sh" ]; then die "--rootfs $2: not a root filesystem (no /bin/sh in it)"; fi
+		rootfs=$(cd "$2" && pwd)
+		install=0
+		shift 2
+		;;
 	--live) live=1; shift ;;
 	--forward)
 		[ $# -ge 2 ] || usage
@@ -263,8 +277,12 @@ add_libs() { # add_libs STAGE ELF: its ldd closure
 		done
 }
 is_elf() { [ "$(head -c 4 "$1" | od -An -c | tr -d ' ')" = '177ELF' ]; }
-mkcpio() { # mkcpio DIR OUT
-	(cd "$1" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) >"$2"
+mkcpio() { # mkcpio DIR OUT [OWNERS]: files owned by root, or as they are with OWNERS=keep
+	if [ "${3:-}" = keep ]; then
+		(cd "$1" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet) >"$2"
+	else
+		(cd "$1" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) >"$2"
+	fi
 }
 
 # Base: busybox, the oracle tools and their libraries, the modules, /init.  Cached, keyed by what
@@ -286,7 +304,24 @@ basekey=$({
 	done | sort -u | xargs stat -L -c '%n %s %Y'
 } | sha256sum | cut -c1-16)
 basecpio=$ENCFS_VM_CACHE/base-$basekey.cpio
-if [ ! -f "$basecpio" ]; then
+if [ -n "$rootfs" ]; then
+	# the given root filesystem, then what the harness adds to it (later entries of an initramfs
+	# replace earlier ones of the same name)
+	flock -u 9
+	exec 9>&-
+	mkcpio "$rootfs" "$w/initrd" keep
+	vm=$w/vm
+	mkdir -p "$vm/.vm" "$vm/usr/lib" "$vm/etc/vm"
+	cp "$(command -v busybox)" "$vm/.vm/busybox"
+	ln -s busybox "$vm/.vm/modprobe"
+	cp -R "$kdir/lib/modules" "$vm/usr/lib/"
+	cp "$kdir/modules.load" "$vm/etc/vm/modules.load"
+	cp "$here/init" "$vm/init"
+	chmod 0755 "$vm/init"
+	mkcpio "$vm" "$w/vm.cpio"
+	cat "$w/vm.cpio" >>"$w/initrd"
+	rm -rf "$vm" "$w/vm.cpio"
+elif [ ! -f "$basecpio" ]; then
 	base=$w/base
 	mkdir -p "$base/usr/bin" "$base/usr/sbin" "$base/usr/lib64" "$base/usr/lib/x86_64-linux-gnu" \
 		"$base/etc/vm" "$base/proc" "$base/sys" "$base/dev" "$base/tmp" "$base/run" "$base/root" "$base/vm"
@@ -316,9 +351,11 @@ if [ ! -f "$basecpio" ]; then
 	rm -f "$ENCFS_VM_CACHE"/base-*.cpio
 	mv "$w/base.cpio" "$basecpio"
 fi
-cp "$basecpio" "$w/initrd"
-flock -u 9
-exec 9>&-
+if [ -z "$rootfs" ]; then
+	cp "$basecpio" "$w/initrd"
+	flock -u 9
+	exec 9>&-
+fi
 
 # Project: `make install` of this tree, exactly what an image of the tools gets, with its libraries.
 proj=$w/proj
