@@ -115,10 +115,14 @@ void log_redact(const char *in, char *out, size_t outsz)
 		return;
 	for (size_t i = 0; in[i];) {
 		size_t sig_at = 0, n;
-		if (strncasecmp(in + i, "Bearer ", 7) == 0 && (i == 0 || !is_b64url(in[i - 1]))) {
-			for (n = 0; n < 7; n++)
+		/* "Bearer" and a run of blanks or control characters (a token split off by a newline
+		 * is still a token) */
+		if (strncasecmp(in + i, "Bearer", 6) == 0 && (unsigned char)in[i + 6] <= 0x20 && in[i + 6] &&
+		    (i == 0 || !is_b64url(in[i - 1]))) {
+			for (n = 0; n < 6; n++)
 				PUT(in[i + n]);
-			i += 7;
+			for (i += 6; in[i] && (unsigned char)in[i] <= 0x20; i++)
+				PUT(in[i]);
 			if (is_token_char(in[i])) {
 				PUTS(cut);
 				while (is_token_char(in[i]))
@@ -198,15 +202,24 @@ void log_sanitize(const char *in, char *out, size_t outsz)
 	for (const unsigned char *p = (const unsigned char *)in; *p;) {
 		char esc[8];
 		size_t n = utf8_len(p), elen = 0;
+		unsigned cp = n == 2 ? (p[0] & 0x1fu) << 6 | (p[1] & 0x3fu)
+			    : n == 3 ? (p[0] & 0x0fu) << 12 | (p[1] & 0x3fu) << 6 | (p[2] & 0x3fu) : 0;
 		if (n == 1 && (*p < 0x20 || *p == 0x7f)) {
 			/* C0 controls and DEL: \xHH, so an ESC from a server drives no terminal */
 			esc[0] = '\\', esc[1] = 'x', esc[2] = hex[*p >> 4], esc[3] = hex[*p & 15];
 			elen = 4;
-			n = 1;
-		} else if (n == 2 && p[0] == 0xc2 && p[1] < 0xa0) {
-			/* C1 controls (U+0080..U+009F, CSI among them) */
-			memcpy(esc, "\\u00", 4);
-			esc[4] = hex[p[1] >> 4], esc[5] = hex[p[1] & 15];
+		} else if (n == 1 && *p == '\\') {
+			/* so that a server's "\x0a" reads differently from an escaped newline */
+			esc[0] = esc[1] = '\\';
+			elen = 2;
+		} else if ((n == 2 && cp < 0xa0) || (n == 3 && ((cp >= 0x200b && cp <= 0x200f) || (cp >= 0x2028 && cp <= 0x202e) ||
+							      (cp >= 0x2060 && cp <= 0x2069) || cp == 0xfeff))) {
+			/* C1 controls (CSI among them), and what viewers take as a line break or a change
+			 * of direction, or do not show: line and paragraph separators, bidi controls,
+			 * zero-width characters, the BOM */
+			esc[0] = '\\', esc[1] = 'u';
+			for (int k = 0; k < 4; k++)
+				esc[2 + k] = hex[(cp >> (12 - 4 * k)) & 15];
 			elen = 6;
 		} else if (n == 0) {
 			esc[0] = '?'; /* a byte that is not UTF-8 */

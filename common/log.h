@@ -62,9 +62,10 @@ int err_wrap(struct err *e, const char *fmt, ...) __attribute__((format(printf, 
 void log_redact(const char *in, char *out, size_t outsz);
 
 /* Copies in to out (always NUL-terminated, cut to outsz at a character boundary) so that it is
- * one line of harmless text: bytes below 0x20 and 0x7f become "\xHH" (a newline "\x0a"), C1
- * controls U+0080..U+009F "\u00HH", and bytes that are not well-formed UTF-8 "?".  Every log line
- * and error message goes through it. */
+ * one line of harmless text: bytes below 0x20 and 0x7f become "\xHH" (a newline "\x0a"), a
+ * backslash "\\", C1 controls U+0080..U+009F, line and paragraph separators, bidi controls,
+ * zero-width characters and the BOM "\uHHHH", and bytes that are not well-formed UTF-8 "?".  Every
+ * log line and error message goes through it. */
 void log_sanitize(const char *in, char *out, size_t outsz);
 
 #endif

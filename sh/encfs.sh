@@ -22,11 +22,11 @@ usage="usage: encfs.sh [-v] [--allow-raw-key] [--allow-http] [--fake-report] [--
   --cacert file       trust these certificates instead of the system store
   --work-dir dir      where to put the downloaded images (default /dev/shm)
   --unmount-grace seconds
-                      on SIGTERM, how long a filesystem still in use may take to be
-                      let go before it is unmounted lazily (default 10)
+                      on SIGTERM, how long the filesystems still in use may take to be
+                      let go before they are unmounted lazily (default 5, at most 3600)
   -h, --help          print this help"
 
-allow_raw="" allow_http="" fake_report="" cacert="" verbose="" work_parent="" grace=10
+allow_raw="" allow_http="" fake_report="" cacert="" verbose="" work_parent="" grace=5
 while [ $# -gt 0 ]; do
 	case $1 in
 	-v | --verbose) verbose=${verbose:--}v ;;
@@ -44,10 +44,12 @@ while [ $# -gt 0 ]; do
 		shift
 		;;
 	--unmount-grace)
-		case ${2:-x} in
-		*[!0-9]* | "") echo "$usage" >&2; exit 2 ;;
+		# whole seconds, 0 to 3600 (leading zeros dropped: the shell reads 08 as octal)
+		grace=$(printf '%s' "${2:-x}" | sed 's/^0*\([0-9]\)/\1/')
+		case $grace in
+		*[!0-9]* | "" | ?????*) echo "$usage" >&2; exit 2 ;;
 		esac
-		grace=$2
+		[ "$grace" -le 3600 ] || { echo "$usage" >&2; exit 2; }
 		shift
 		;;
 	-h | --help) echo "$usage"; exit 0 ;;
@@ -110,6 +112,8 @@ undo=""
 waiting=""  # the step running in the background
 sleeping="" # the sleep of the final wait
 held=""     # filesystems still in use at a stop (left to go lazily)
+left=""     # what an undo step could not undo
+grace_left=-1 # tenths of a second of --unmount-grace left in this stop (-1: not started)
 push_undo() { undo="$1
 $undo"; }
 # q WORD: WORD single-quoted for eval (a mount point may hold quotes; encfs-config refuses
@@ -121,22 +125,22 @@ q() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }
 undo_link() { [ ! -L "$1" ] || [ "$(readlink "$1")" != "$2" ] || rm -f "$1"; }
 # is_mounted DIR: a directory on another device than its parent is a mount point
 is_mounted() { [ -d "$1" ] && [ "$(stat -c %d "$1")" != "$(stat -c %d "$1/..")" ]; }
-# undo_umount DIR FS: unmounts DIR; a filesystem still in use (the application holds a file) is
-# given --unmount-grace seconds to be let go, then detached lazily: it goes, and with it the
-# device, when the last file on it is closed
+# undo_umount DIR FS: unmounts DIR; filesystems still in use (the application holds a file) are
+# given --unmount-grace seconds, all together, to be let go, then detached lazily: each goes, and
+# with it its device, when the last file on it is closed
 undo_umount() {
 	is_mounted "$1" || return 0
-	_t=0
+	[ "$grace_left" -ge 0 ] || grace_left=$((grace * 10))
 	while ! umount "$1" 2>/dev/null; do
 		is_mounted "$1" || return 0
-		if [ "$_t" -ge $((grace * 10)) ]; then
+		if [ "$grace_left" -le 0 ]; then
 			umount -l "$1" || return 1
 			held="$held${held:+; }filesystem $2"
-			say warning "filesystem $2: still in use after $grace s: unmounted lazily"
+			say warning "filesystem $2: still in use after the grace of $grace s: unmounted lazily"
 			return 0
 		fi
 		sleep 0.1
-		_t=$((_t + 1))
+		grace_left=$((grace_left - 1))
 	done
 }
 undo_rmdir() { [ ! -d "$1" ] || rmdir "$1"; }
@@ -149,7 +153,7 @@ undo_close() {
 	[ -f "$work/opened-$2" ] || return 0
 	dm_exists "$1" || return 0
 	[ ! -s "$work/opened-$2" ] || [ "$(dm_uuid "$1")" = "$(cat "$work/opened-$2")" ] || return 0
-	encfs-dmsetup ${verbose:+"$verbose"} close --deferred "$1" 2>/dev/null || return 1
+	encfs-dmsetup ${verbose:+"$verbose"} close --deferred "$1" || return 1
 	! dm_exists "$1" || held="$held${held:+; }/dev/mapper/$1 (removed when its last user closes it)"
 }
 # dm_sysfs NAME: the sysfs directory of device-mapper device NAME: its name in sysfs (a node in
@@ -184,15 +188,23 @@ cleanup() {
 		esac
 		[ -n "$_step" ] || continue
 		say debug "undo: $_step"
-		eval "$_step" || say warning "undoing \"$_step\" failed"
+		if ! eval "$_step"; then
+			say warning "undoing \"$_step\" failed"
+			left="$left${left:+; }$_step"
+		fi
 	done
 	[ -z "$images" ] || rm -rf "$images"
 	[ -z "$work" ] || rm -rf "$work"
 	images="" work=""
 }
 
-# stopped: the last line of a stop, and its status: 0, or 8 when a filesystem was still in use
+# stopped: the last line of a stop, and its status: 0, or 8 when something is left (a filesystem
+# still in use, or an undo step that failed)
 stopped() {
+	if [ -n "$left" ]; then
+		say error "stopped, but not everything could be undone: $left${held:+; still in use: $held} (see the lines above)"
+		exit 8
+	fi
 	if [ -n "$held" ]; then
 		say error "stopped, but still in use: $held (a process of the container group holds files there; they go when it closes them)"
 		exit 8
@@ -430,11 +442,12 @@ raw_open() {
 }
 
 # make_dirs DIR: creates DIR and its missing parents, each undone later
+# (one that another sidecar makes meanwhile is theirs: not undone)
 make_dirs() {
 	[ -d "$1" ] && return 0
 	make_dirs "$(dirname "$1")" || return 1
-	push_undo "undo_rmdir $(q "$1")"
-	mkdir "$1"
+	! mkdir "$1" 2>/dev/null || push_undo "undo_rmdir $(q "$1")"
+	[ -d "$1" ]
 }
 
 mount_one() { # mount_one INDEX
@@ -477,7 +490,7 @@ mount_one() { # mount_one INDEX
 	dir=$(dirname "$mount_point")/.filesystem-$i
 	make_dirs "$(dirname "$mount_point")" ||
 		fail 8 "filesystem $fs: mount: creating $(dirname "$mount_point") failed"
-	mkdir "$dir" || fail 8 "filesystem $fs: mount: creating $dir failed (check that it is free and writable)"
+	mkdir "$dir" 2>/dev/null || fail 8 "filesystem $fs: mount: creating $dir failed (check that it is free and writable)"
 	push_undo "undo_rmdir $(q "$dir")"
 	push_undo "undo_umount $(q "$dir") $(q "$fs")"
 	# nosuid, nodev: set-uid files and device nodes of the image do nothing in the containers
@@ -485,9 +498,11 @@ mount_one() { # mount_one INDEX
 	mount -t ext4 -o ro,noload,nosuid,nodev "/dev/mapper/$name" "$dir" ||
 		fail 8 "filesystem $fs: mount: mounting /dev/mapper/$name on $dir failed (check that the image holds ext4)"
 	push_undo "undo_link $(q "$mount_point") .filesystem-$i"
-	# -n: a link that appeared meanwhile at mount_point, pointing at a directory, is an error
+	# -T: whatever appeared meanwhile at mount_point (a directory, or a link to one) is an error
 	# here, not a directory to put our link in
-	ln -s -n ".filesystem-$i" "$mount_point" 2>/dev/null || fail 8 "filesystem $fs: link: linking $mount_point failed (did something else create it meanwhile?)"
+	if ! { ln -s -T ".filesystem-$i" "$mount_point" 2>/dev/null && [ "$(readlink "$mount_point")" = ".filesystem-$i" ]; }; then
+		fail 8 "filesystem $fs: link: linking $mount_point failed (did something else create it meanwhile?)"
+	fi
 	say info "filesystem $fs: mounted read-only at $mount_point"
 }
 

@@ -4,6 +4,7 @@
 #ifndef ENCFS_DMSETUP_LUKS_H
 #define ENCFS_DMSETUP_LUKS_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -178,6 +179,8 @@ struct luks_limits {
  * no keyslot could be tried, naming the last one and why (a limit among the reasons). */
 int luks_unlock(const struct luks_volume *v, const unsigned char *pass, size_t pass_len,
 		bool for_segment, const struct luks_limits *lim, struct secbuf *vk, int *slot, struct err *e);
+/* The keyslot luks_unlock is trying (-1 when none), for a deadline's message. */
+extern volatile sig_atomic_t luks_current_keyslot;
 
 /* Crypto helpers (OpenSSL, libargon2), also used by the unit tests. */
 const struct evp_md_st *luks_hash_md(const char *luks_name); /* the OpenSSL EVP_MD, or NULL */

@@ -4,6 +4,7 @@
  *        unlock -> loop (regular file) -> keyring key -> dm-crypt table -> device-mapper.
  *        Any failure removes what was made, in reverse order. */
 #include "activate.h"
+#include "cost.h"
 #include "luks.h"
 
 #include "log.h"
@@ -76,42 +77,6 @@ static unsigned long long limit_arg(const char *opt, const char *v, unsigned lon
 	}
 	return x;
 }
-
-/* KiB of memory this process may still use: MemAvailable, and below a cgroup (v2) limit what
- * the cgroup has left.  0 when unknown. */
-static uint64_t memory_available_kib(void)
-{
-	uint64_t avail = 0;
-	FILE *f = fopen("/proc/meminfo", "re");
-	if (f) {
-		char line[128];
-		unsigned long long kib;
-		while (fgets(line, sizeof line, f))
-			if (sscanf(line, "MemAvailable: %llu kB", &kib) == 1)
-				avail = kib;
-		fclose(f);
-	}
-	unsigned long long max = 0, cur = 0;
-	f = fopen("/sys/fs/cgroup/memory.max", "re");
-	if (f) {
-		if (fscanf(f, "%llu", &max) != 1)
-			max = 0; /* "max": no limit */
-		fclose(f);
-	}
-	f = fopen("/sys/fs/cgroup/memory.current", "re");
-	if (f) {
-		if (fscanf(f, "%llu", &cur) != 1)
-			cur = 0;
-		fclose(f);
-	}
-	if (max > 0) {
-		uint64_t left = max > cur ? (max - cur) / 1024 : 0;
-		if (!avail || left < avail)
-			avail = left;
-	}
-	return avail;
-}
-
 
 static void parse(int argc, char **argv, const char *cmd, struct opts *o)
 {
@@ -193,19 +158,7 @@ static void parse(int argc, char **argv, const char *cmd, struct opts *o)
 			usage_error(why);
 		}
 	}
-	/* the policy's defaults, and never more Argon2 memory than there is */
-	struct luks_limits *l = &o->limits;
-	if (!l->max_pbkdf2_iterations)
-		l->max_pbkdf2_iterations = LUKS_DEFAULT_MAX_PBKDF2_ITER;
-	if (!l->max_argon2_time)
-		l->max_argon2_time = LUKS_DEFAULT_MAX_ARGON2_TIME;
-	if (!l->max_argon2_memory_kib)
-		l->max_argon2_memory_kib = LUKS_DEFAULT_MAX_ARGON2_MIB * 1024ull;
-	if (!l->max_total_ms)
-		l->max_total_ms = LUKS_DEFAULT_MAX_UNLOCK_S * 1000ll;
-	uint64_t avail = memory_available_kib();
-	if (avail && avail < l->max_argon2_memory_kib)
-		l->max_argon2_memory_kib = avail;
+	limits_complete(&o->limits);
 	for (; optind < argc; optind++) {
 		if (o->nargs == 2)
 			usage_error("too many arguments");
@@ -311,7 +264,9 @@ static void wipe_key(void) { secbuf_free(&key); }
 static void unlock(const struct volume *vol, const struct opts *o, bool for_segment, struct secbuf *vk, int *slot)
 {
 	struct err e;
+	unlock_deadline_arm(&o->limits);
 	int r = luks_unlock(&vol->v, key.data, key.len, for_segment, &o->limits, vk, slot, &e);
+	unlock_deadline_disarm();
 	secbuf_free(&key);
 	if (r != 0)
 		die(e.code, "%s", e.msg);
@@ -475,15 +430,14 @@ static int cmd_open(struct opts *o)
 	if (dm_exists(name))
 		die(EXIT_DEVICE, "device-mapper: %s already exists", name);
 	unlock(&vol, o, true, &vk, &slot);
-	/* Nothing exists yet: from here on every step is undone on failure.  A stop signal is held
-	 * back until the end, so that exit status 0 means "the device exists and is ours" and any
-	 * other means "nothing was made" (encfs.sh's cleanup relies on it). */
-	sigset_t stop, old;
-	sigemptyset(&stop);
-	sigaddset(&stop, SIGTERM);
-	sigaddset(&stop, SIGINT);
-	sigaddset(&stop, SIGHUP);
-	sigprocmask(SIG_BLOCK, &stop, &old);
+	/* Nothing exists yet: from here on every step is undone on failure.  Signals are held back
+	 * until the end (and a closed stderr is no SIGPIPE), so that exit status 0 means "the device
+	 * exists and is ours" and any other means "nothing was made": encfs.sh's cleanup relies on
+	 * it.  (Only SIGKILL can break that.) */
+	sigset_t all;
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, NULL);
+	signal(SIGPIPE, SIG_IGN);
 	if (d.is_reg) {
 		char loop_path[64];
 		if (loop_attach_fd(d.fd, d.path, d.ro, loop_path, sizeof loop_path, &loop_fd, &e) != 0)
@@ -507,9 +461,13 @@ static int cmd_open(struct opts *o)
 	if (luks_build_table(&vol.v, vk.data, vk.len, &p, &tl, &e) != 0)
 		goto fail;
 	secbuf_free(&vk);
+	static const int stops[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM};
 	sigset_t pending;
-	if (sigpending(&pending) == 0 && (sigismember(&pending, SIGTERM) || sigismember(&pending, SIGINT) ||
-					  sigismember(&pending, SIGHUP))) {
+	bool stopping = false;
+	if (sigpending(&pending) == 0)
+		for (size_t k = 0; k < sizeof stops / sizeof stops[0]; k++)
+			stopping |= sigismember(&pending, stops[k]) == 1;
+	if (stopping) {
 		err_set(&e, EXIT_DEVICE, "open: stopped by a signal before the device was created (nothing was left)");
 		goto fail;
 	}

@@ -90,6 +90,8 @@ static int within_limits(const struct luks_keyslot *s, const struct luks_digest 
 	return 0;
 }
 
+volatile sig_atomic_t luks_current_keyslot = -1;
+
 static long long now_ms(void)
 {
 	struct timespec ts;
@@ -97,7 +99,8 @@ static long long now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Tries one keyslot; 1 when the key opens it (vk filled), 0 when it does not, -1 on a hard error. */
+/* Tries one keyslot; 1 when the key opens it (vk filled), 0 when it does not, -1 when it cannot be
+ * tried, -2 when it is over a limit of the cost policy (e says which). */
 static int try_keyslot(const struct luks_volume *v, const struct luks_keyslot *s, const unsigned char *pass,
 		       size_t pass_len, const struct luks_limits *lim, unsigned char *vk, struct err *e)
 {
@@ -134,7 +137,7 @@ static int try_keyslot(const struct luks_volume *v, const struct luks_keyslot *s
 	if (v->version == 2 && s->kdf == KDF_UNKNOWN)
 		return err_set(e, EXIT_CONFIG, "%s: kdf \"%s\" is not supported", where, s->kdf_name);
 	if (within_limits(s, d, lim, where, e) != 0)
-		return -1;
+		return -2;
 
 	struct secbuf derived = {0}, af = {0};
 	unsigned char check[64];
@@ -180,7 +183,7 @@ int luks_unlock(const struct luks_volume *v, const unsigned char *pass, size_t p
 			return -1;
 		seg_bit = 1ull << v->segments[si].id;
 	}
-	struct err last = {0, ""};
+	struct err last = {0, ""}, over = {0, ""};
 	int tried = 0, compared = 0;
 	for (int prio = LUKS_PRIORITY_PREFER; prio >= LUKS_PRIORITY_NORMAL; prio--) {
 		for (int id = 0; id < LUKS_MAX_KEYSLOTS; id++) {
@@ -201,7 +204,9 @@ int luks_unlock(const struct luks_volume *v, const unsigned char *pass, size_t p
 				return err_set(e, EXIT_INTERNAL, "unlocking: out of memory");
 			struct err ke = {0, ""};
 			tried++;
+			luks_current_keyslot = id;
 			int r = try_keyslot(v, s, pass, pass_len, lim, vk->data, &ke);
+			luks_current_keyslot = -1;
 			if (r == 1) {
 				vk->len = s->key_size;
 				*slot = s->id;
@@ -211,6 +216,8 @@ int luks_unlock(const struct luks_volume *v, const unsigned char *pass, size_t p
 			if (r < 0) {
 				log_info("%s", ke.msg);
 				last = ke;
+				if (r == -2)
+					over = ke;
 			} else {
 				compared++;
 				log_debug("keyslot %d: wrong key", id);
@@ -222,5 +229,8 @@ int luks_unlock(const struct luks_volume *v, const unsigned char *pass, size_t p
 			       for_segment ? " bound to the data segment" : "");
 	if (!compared) /* no keyslot could even be tried: say why the last one could not */
 		return *e = last, -1;
+	/* a keyslot left untried for a limit may be the one: say so */
+	if (over.msg[0])
+		return err_set(e, EXIT_CRYPTO, "unlocking: no key slot matches this key (not tried: %s)", over.msg);
 	return err_set(e, EXIT_CRYPTO, "unlocking: no key slot matches this key");
 }

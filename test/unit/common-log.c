@@ -34,6 +34,10 @@ int main(void)
 		{"{\"bearer_token\": \"xyz\"}", "{\"bearer_token\": \"xyz\"}", "spaced JSON is a different shape"},
 		{"nothing secret here: eyJ but not a token", "nothing secret here: eyJ but not a token",
 		 "ordinary text untouched"},
+		{"Authorization: Bearer\nabcDEF123opaque", "Authorization: Bearer\n<redacted>",
+		 "bearer token after a newline"},
+		{"Bearer \r\t opaque.tok", "Bearer \r\t <redacted>", "bearer token after blanks and controls"},
+		{"Bearers of news", "Bearers of news", "a word that starts with Bearer is not a token"},
 	};
 	for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
 		is_str(redact(v[i].in), v[i].out, "redact: %s", v[i].name);
@@ -46,6 +50,10 @@ int main(void)
 		{"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x91", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x91",
 		 "well-formed UTF-8 kept"},
 		{"x\xc2\x9b" "31m", "x\\u009b" "31m", "C1 CSI escaped"},
+		{"a\\x0aencfs: forged", "a\\\\x0aencfs: forged", "a backslash is escaped: no forged escapes"},
+		{"l\xe2\x80\xa8" "s\xe2\x80\xa9" "b\xe2\x80\xae" "r\xe2\x81\xa6" "z\xe2\x80\x8b" "o\xef\xbb\xbf" ".",
+		 "l\\u2028s\\u2029b\\u202er\\u2066z\\u200bo\\ufeff.",
+		 "line/paragraph separators, bidi override and isolate, zero width, BOM"},
 		{"\x9b\xff\xc3(\xc0\xaf\xed\xa0\x80\xf4\x90\x80\x80", "???" "(" "?????????",
 		 "bytes that are not UTF-8: lone, truncated, overlong, surrogate, past U+10FFFF"},
 	};

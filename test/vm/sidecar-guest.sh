@@ -258,7 +258,7 @@ wait "$pid" || rc=$?
 is "$rc:$(errors "$(cat /tmp/hold.err)")" \
 	"8:encfs.sh: stopped, but still in use: filesystem 0 (/mnt/raw); /dev/mapper/remote-crypt-0 (removed when its last user closes it) (a process of the container group holds files there; they go when it closes them)" \
 	"in use at SIGTERM: exit 8 and one line naming what is held"
-like "$(cat /tmp/hold.err)" "encfs.sh: warning: filesystem 0 (/mnt/raw): still in use after 1 s: unmounted lazily" \
+like "$(cat /tmp/hold.err)" "encfs.sh: warning: filesystem 0 (/mnt/raw): still in use after the grace of 1 s: unmounted lazily" \
 	"in use at SIGTERM: the lazy unmount is a warning"
 is "$(grep -c ' /mnt/raw\| /mnt/.filesystem-0 ' /proc/mounts) $(find /mnt -mindepth 1 | tr '\n' ' ')" "0 " \
 	"in use at SIGTERM: the mount is detached, the link and directory are gone"
@@ -314,6 +314,18 @@ is "$(readlink /mnt/race) $(find /tmp/theirs -mindepth 1)" "/tmp/theirs " \
 rm -f /mnt/race
 rmdir /tmp/theirs
 nothing_left "a link made meanwhile"
+# ... or a directory there: not a place to put our link in either
+EncfsSideCarArgs=$(args race) LogLevel=info sidecar >/tmp/r3.out 2>/tmp/r3.err &
+pid=$!
+wait_release "a directory made meanwhile"
+mkdir /mnt/race
+rc=0
+wait "$pid" || rc=$?
+is "$rc:$(errors "$(cat /tmp/r3.err)" | sed 's/ (did something.*//')" \
+	"8:encfs.sh: filesystem 0 (/mnt/race): link: linking /mnt/race failed" "a directory made meanwhile: exit 8"
+is "$(find /mnt/race -mindepth 1)" "" "a directory made meanwhile: it is left alone, and empty"
+rmdir /mnt/race
+nothing_left "a directory made meanwhile"
 
 # --- the success path: two filesystems, oct-HSM from a Key Vault, RSA-HSM from a Managed HSM --
 rm -f /tmp/stop-sampling
