@@ -6,6 +6,7 @@
 #include "activate.h"
 #include "luks.h"
 
+#include "encode.h"
 #include "log.h"
 #include "secmem.h"
 
@@ -194,11 +195,15 @@ static bool header_detached(const struct opts *o, const struct volume *vol)
 	return h.st_dev != d.st_dev || h.st_ino != d.st_ino;
 }
 
-static void unlock(const struct volume *vol, const char *key_file, bool for_segment, struct secbuf *vk, int *slot)
+/* kcv, when not NULL, receives the key check value of the key file bytes (KEY_CHECK_VALUE_LEN). */
+static void unlock(const struct volume *vol, const char *key_file, bool for_segment, struct secbuf *vk, int *slot,
+		   char *kcv)
 {
 	struct secbuf key = {0};
 	struct err e;
 	read_key(key_file, &key);
+	if (kcv)
+		key_check_value(key.data, key.len, kcv);
 	int r = luks_unlock(&vol->v, key.data, key.len, for_segment, vk, slot, &e);
 	secbuf_free(&key);
 	if (r != 0)
@@ -229,12 +234,14 @@ static int cmd_test(struct opts *o)
 	struct volume vol;
 	struct secbuf vk = {0};
 	int slot;
+	char kcv[KEY_CHECK_VALUE_LEN];
 	load(o->header ? o->header : o->args[0], &vol);
-	unlock(&vol, o->key_file, false, &vk, &slot);
+	unlock(&vol, o->key_file, false, &vk, &slot, kcv);
 	secbuf_free(&vk);
 	luks_volume_free(&vol.v);
 	close(vol.fd);
-	return EXIT_OK;
+	/* what encfs-mkimage printed for the key file, to match a released key with it */
+	return printf("key-check-value %s\n", kcv) < 0 || fflush(stdout) != 0 ? EXIT_INTERNAL : EXIT_OK;
 }
 
 /* The data device: size, and whether it is a regular file (loop) or read-only. */
@@ -283,7 +290,7 @@ static int cmd_table(struct opts *o)
 		die(e.code, "%s", e.msg);
 	check_uuid(&vol.v);
 	data_device(o->args[0], false, &d);
-	unlock(&vol, o->key_file, true, &vk, &slot);
+	unlock(&vol, o->key_file, true, &vk, &slot, NULL);
 	char desc[128];
 	bool kr = use_keyring(o, &vol.v) && luks_keyring_desc(&vol.v, desc, sizeof desc) == 0;
 	struct table_params p = {d.path, d.size, false, kr ? desc : NULL, o->showkeys};
@@ -334,7 +341,7 @@ static int cmd_open(struct opts *o)
 		die(e.code, "%s", e.msg);
 	if (dm_exists(name))
 		die(EXIT_DEVICE, "device-mapper: %s already exists", name);
-	unlock(&vol, o->key_file, true, &vk, &slot);
+	unlock(&vol, o->key_file, true, &vk, &slot, NULL);
 	/* nothing exists yet: from here on every step is undone on failure */
 	snprintf(dev_path, sizeof dev_path, "%s", d.path);
 	if (d.is_reg) {
