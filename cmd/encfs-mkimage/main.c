@@ -353,9 +353,11 @@ int main(int argc, char **argv)
 
 	/* DIR may be a symlink: the walk does not follow symlinks, mke2fs -d follows this one */
 	char real[PATH_MAX];
-	if (!realpath(o.dir, real))
-		die(EXIT_CONFIG, "%s: %s", o.dir, strerror(errno));
-	o.dir = real;
+	if (lstat(o.dir, &st) == 0 && S_ISLNK(st.st_mode)) {
+		if (!realpath(o.dir, real))
+			die(EXIT_CONFIG, "%s: %s", o.dir, strerror(errno));
+		o.dir = real;
+	}
 	struct err e;
 	struct tree t;
 	if (tree_scan(o.dir, &t, &e) != 0)
