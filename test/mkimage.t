@@ -189,6 +189,13 @@ make one one --key-file "$T/given.key"
 is "$(field key-file) $(field key-check-value)" "$T/given.key $(kcv_of "$T/given.key")" "one: --key-file: its bytes are the key"
 ok "$([ ! -e "$U/one.img.key" ]; echo $?)" "one: no key file is made when one is given"
 check one "$U/one.img" "$T/given.key" pbkdf2 one
+# the secondary header copy alone (the primary wiped, on a copy of the header area) opens too
+dd if="$U/one.img" of="$T/second.img" bs=1M count=17 2>/dev/null
+dd if=/dev/zero of="$T/second.img" bs=4096 count=1 conv=notrunc 2>/dev/null
+run encfs-dmsetup test --key-file "$T/given.key" "$T/second.img"
+is "$rc" 0 "one: the secondary header alone opens with encfs-dmsetup"
+run cryptsetup open --test-passphrase --key-file "$T/given.key" "$T/second.img"
+is "$rc" 0 "one: ... and with cryptsetup"
 
 # shellcheck disable=SC2016 # the inner shell expands its arguments
 run asuser sh -c '"$1" --key-file - -o "$2" "$3" <"$4"' sh "$MK" "$U/many.img" "$TR/many" "$T/given.key"
