@@ -29,6 +29,7 @@
 #define KEY_FILE_MAX (8u << 20) /* cryptsetup's key file limit */
 #define NEW_KEY_BYTES 32u       /* what Key Vault releases for an oct-HSM key */
 #define MIB ((uint64_t)1 << 20)
+#define MAX_SIZE ((uint64_t)16 << 40) /* 16 TiB: a page blob holds at most 8 */
 
 static const char USAGE[] =
 	"usage: encfs-mkimage [-v] [--size SIZE | --free SIZE] [--key-file FILE|-]\n"
@@ -148,6 +149,10 @@ static void parse(int argc, char **argv, struct opts *o)
 	o->dir = argv[optind];
 	if (o->has_size && o->has_free)
 		usage_error("--size and --free exclude each other");
+	if (o->size > MAX_SIZE || o->free_bytes > MAX_SIZE)
+		usage_error("--%s: at most 16T (a page blob holds at most 8 TiB)", o->has_size ? "size" : "free");
+	if (o->image && !strcmp(o->image, "-"))
+		usage_error("-o -: an image cannot be written to standard output (give a file)");
 	if (o->has_size && o->size % FS_BLOCK)
 		usage_error("--size %" PRIu64 ": not a multiple of 4096 bytes", o->size);
 }
@@ -269,7 +274,15 @@ static void write_new_key(const char *path, const struct secbuf *key)
 
 /* The filesystem for DIR, made into fd: its size follows --size, or the tree and --free (grown
  * when mke2fs finds the estimate short). */
-static void make_fs(const struct opts *o, const struct tree *t, int fd, struct fs_plan *plan)
+/* IMAGE at its size (holes): a filesystem that cannot hold it fails here, before any work. */
+static void size_image(int out, const char *image, const struct fs_plan *plan)
+{
+	if (ftruncate(out, (off_t)(LUKS2_DATA_OFFSET + plan->blocks * FS_BLOCK)) != 0)
+		die(EXIT_DEVICE, "%s: %s%s", image, strerror(errno),
+		    errno == EFBIG ? " (its filesystem cannot hold a file this large)" : "");
+}
+
+static void make_fs(const struct opts *o, const struct tree *t, int fd, int out, struct fs_plan *plan)
 {
 	struct err e;
 	struct fs_plan min;
@@ -286,6 +299,7 @@ static void make_fs(const struct opts *o, const struct tree *t, int fd, struct f
 	for (int attempt = 0;; attempt++) {
 		log_info("filesystem: %" PRIu64 " blocks of 4096 bytes, %" PRIu64 " inodes, a journal of %" PRIu64 " blocks",
 			 plan->blocks, plan->inodes, plan->journal_blocks);
+		size_image(out, o->image, plan);
 		if (ftruncate(fd, 0) != 0)
 			die(EXIT_DEVICE, "the temporary file: %s", strerror(errno));
 		int r = mkfs_run(o->dir, t, plan, fd, &e);
@@ -336,6 +350,10 @@ int main(int argc, char **argv)
 	for (int s = 0, sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT}; s < 4; s++)
 		sigaction(sigs[s], &sa, NULL);
 
+	/* the output first: a directory that cannot take it fails before any work */
+	bool unnamed;
+	int out = open_image(o.image, &unnamed);
+
 	/* the key file bytes are the passphrase of keyslot 0; the volume key is random */
 	struct secbuf pass = {0}, vk = {0};
 	if (o.key_file)
@@ -370,13 +388,9 @@ int main(int argc, char **argv)
 	if (plain < 0)
 		die_err(&e);
 	struct fs_plan plan;
-	make_fs(&o, &t, plain, &plan);
+	make_fs(&o, &t, plain, out, &plan);
 	uint64_t fs_bytes = plan.blocks * FS_BLOCK, image_size = LUKS2_DATA_OFFSET + fs_bytes;
 
-	bool unnamed;
-	int out = open_image(o.image, &unnamed);
-	if (ftruncate(out, (off_t)image_size) != 0)
-		die(EXIT_DEVICE, "%s: %s", o.image, strerror(errno));
 	struct luks2_header h;
 	if (luks2_build(&h, vk.data, pass.data, pass.len, &o.kdf, &e) != 0 || luks2_write(out, &h, &e) != 0)
 		die_err(&e);
