@@ -308,6 +308,23 @@ chmod 644 "$T/empty.key"
 refused "key file empty" 3 "it is empty" "$MK" --key-file "$T/empty.key" -o "$U/bad.img" "$TR/one"
 nothing_made "bad input" "$U/bad.img"
 
+# --- mke2fs out of space: the estimate grown (without --size), a refusal (with it) --------------
+# A stand-in mke2fs fails once as mke2fs does when blocks run out, then runs the real one.
+mkdir -p "$T/nospace"
+printf '#!/bin/sh\nif [ ! -e "%s" ]; then : >"%s"; echo "mke2fs: Could not allocate block in ext2 filesystem while populating file system" >&2; exit 1; fi\nexec "%s" "$@"\n' \
+	"$U/failed-once" "$U/failed-once" "$(command -v mke2fs)" >"$T/nospace/mke2fs"
+chmod 755 "$T/nospace/mke2fs"
+run asuser env PATH="$T/nospace:$PATH" "$MK" -o "$U/grown.img" "$TR/one"
+is "$rc" 0 "mke2fs out of space once: encfs-mkimage tries again, larger"
+ok "$([ "$(field size)" -gt "$(stat -c %s "$U/one.img")" ]; echo $?)" "... in a larger image than the estimate ($(field size) bytes)"
+run encfs-dmsetup test --key-file "$U/grown.img.key" "$U/grown.img"
+is "$rc" 0 "... which opens"
+rm -f "$U/failed-once"
+refused "mke2fs out of space with --size" 3 "does not fit in --size 67108864: mke2fs ran out of space" \
+	env PATH="$T/nospace:$PATH" "$MK" --size 64M -o "$U/nospace.img" "$TR/one"
+nothing_made "mke2fs out of space with --size" "$U/nospace.img"
+rm -f "$U/failed-once"
+
 # --- SIGTERM while mke2fs runs ----------------------------------------------------------------
 # A stand-in mke2fs, first on PATH, writes its pid and waits; then SIGTERM to encfs-mkimage: it
 # must end by the signal, take its mke2fs with it, and leave no image, key file or temporary file.

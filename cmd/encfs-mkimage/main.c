@@ -313,7 +313,7 @@ static void make_fs(const struct opts *o, const struct tree *t, int fd, int out,
 		if (attempt == 3)
 			die(EXIT_INTERNAL, "%s: mke2fs still ran out of space in %" PRIu64 " bytes (a bug in the size "
 			    "estimate: give --size)", o->dir, plan->blocks * FS_BLOCK);
-		free_bytes += plan->blocks * FS_BLOCK / 8 + 16 * MIB;
+		free_bytes += plan->blocks * FS_BLOCK; /* twice the size: holes cost nothing */
 		plan_fit(t, free_bytes, plan);
 	}
 }
@@ -406,11 +406,16 @@ int main(int argc, char **argv)
 
 	char kcv[KEY_CHECK_VALUE_LEN];
 	key_check_value(pass.data, pass.len, kcv);
+	/* the key file, then the image: a signal in between removes the key again, none after */
+	sigset_t all, old;
+	sigfillset(&all);
 	if (!o.key_file)
 		write_new_key(key_path, &pass);
 	secbuf_free(&pass);
+	sigprocmask(SIG_BLOCK, &all, &old);
 	name_image(out, unnamed, o.image);
 	have_new_key = 0; /* both are in place */
+	sigprocmask(SIG_SETMASK, &old, NULL);
 	if (fstat(out, &st) != 0)
 		die(EXIT_DEVICE, "%s: %s", o.image, strerror(errno));
 	close(out);
