@@ -164,7 +164,8 @@ int tree_scan(const char *dir, struct tree *t, struct err *e)
 	if (r == 0) {
 		close_dirs(0);
 		/* a file with several names is stored once: take back all but one count */
-		qsort(W.links, W.nlinks, sizeof *W.links, link_cmp);
+		if (W.nlinks > 1)
+			qsort(W.links, W.nlinks, sizeof *W.links, link_cmp);
 		for (size_t i = 1; i < W.nlinks; i++)
 			if (!link_cmp(&W.links[i], &W.links[i - 1])) {
 				t->inodes--;
