@@ -74,3 +74,11 @@ int hex_decode(const char *in, size_t inlen, void *out, size_t outcap, size_t *o
 	*outlen = n;
 	return 0;
 }
+
+void key_check_value(const void *key, size_t len, char *out)
+{
+	unsigned char h[crypto_hash_sha256_BYTES];
+	crypto_hash_sha256(h, key, len);
+	hex_encode(h, 4, out);
+	sodium_memzero(h, sizeof h);
+}

@@ -26,4 +26,10 @@ void hex_encode(const void *in, size_t len, char *out);
 /* Hex (either case, even length, nothing else) into out; returns -1 when invalid or too long. */
 int hex_decode(const char *in, size_t inlen, void *out, size_t outcap, size_t *outlen);
 
+/* The key check value of a key: the first 8 hex digits of SHA-256 of its bytes, into out (9
+ * bytes).  encfs-unwrap logs it, encfs-mkimage and encfs-dmsetup test print it, so that the key
+ * a vault released can be matched with the key file an image was made with. */
+#define KEY_CHECK_VALUE_LEN 9
+void key_check_value(const void *key, size_t len, char *out);
+
 #endif

@@ -1,9 +1,9 @@
 #!/bin/sh
 # make demo: the whole job of encfs on one example, narrated, on this machine alone.
 #
-# An operator makes an ext4 filesystem holding test.txt, encrypts it with LUKS2 under a random key,
-# uploads it as a page blob and imports the key into Key Vault with a release policy that names the
-# container group's security policy.  Then a confidential container group (here: Debian's kernel
+# An operator makes a LUKS2 image of an ext4 filesystem holding test.txt under a random key with
+# encfs-mkimage (no root, sparse), uploads it as a page blob and imports the key into Key Vault
+# with a release policy that names the container group's security policy.  Then a confidential container group (here: Debian's kernel
 # under qemu) runs encfs.sh, which attests, gets the key released, fetches the blob, opens it with
 # dm-crypt and mounts it, and the demo prints test.txt from the mounted filesystem.  SIGTERM undoes
 # it all.  Finally a key whose policy names another security policy is refused.
@@ -11,7 +11,7 @@
 # Azure is played by the test services (test/fakes: MAA, Key Vault, IMDS; Azurite for Blob
 # Storage), all on 127.0.0.1 in a network namespace of the demo's own with no route out: nothing
 # leaves this machine.  The SNP report is a fake one (no SEV-SNP hardware here), which only the
-# test MAA accepts.  Needs root (network namespace, loop devices for cryptsetup) and what
+# test MAA accepts.  Needs root (a network namespace) and what
 # `make deps` installs; the VM kernel is downloaded once and cached (test/vm/cache).
 #
 #   sh test/demo.sh        (make demo: installs the dependencies, builds, runs this)
@@ -27,7 +27,7 @@ die() {
 }
 
 if [ -z "${ENCFS_NETNS:-}" ]; then
-	[ "$(id -u)" -eq 0 ] || die "run it as root (make demo): it makes a network namespace and loop devices"
+	[ "$(id -u)" -eq 0 ] || die "run it as root (make demo): it makes a network namespace"
 	PATH=$PATH:/usr/sbin:/sbin command -v ip >/dev/null || die "ip (iproute2) is missing: run make deps"
 	printf '%s\n' "encfs demo: an encrypted filesystem in Blob Storage, whose key Key Vault releases only to" \
 		"an attested confidential VM.  Azure is played by local test services in a private network" \
@@ -58,11 +58,14 @@ framework_version := "0.2.3"
 mount_device := {"allowed": true}' || die "cannot make the security context"
 note "\$ encfs-attest policy-digest security-policy-base64" "$(cat "$T/ctx.digest")"
 
-step "The operator makes the filesystem: ext4 holding test.txt, encrypted in place with LUKS2:"
+step "The operator makes the filesystem, without root: a sparse LUKS2 image of ext4 holding test.txt:"
 head -c 32 /dev/urandom >"$T/fs.key"
 e2e_image "$T/encfs.img" "$T/fs.key" demo || die "cannot make the image"
-note "\$ mkfs.ext4 -d tree encfs.img && cryptsetup reencrypt --encrypt --type luks2 --reduce-device-size 16M encfs.img" \
-	"$(cryptsetup luksDump "$T/encfs.img" | sed -n 's/^\tcipher: *\(.*\)/cipher \1/p' | head -n 1), $(($(stat -c %s "$T/encfs.img") / 1048576)) MiB, key: 32 random bytes (never shown)"
+note "\$ encfs-mkimage --key-file fs.key -o encfs.img tree"
+sed -n 's/^size \(.*\)/size \1 bytes: a 16 MiB LUKS2 header, then ext4/p
+s/^allocated \(.*\)/allocated \1 bytes: only what ext4 wrote, encrypted; the rest are holes/p
+/^key-check-value/p' "$T/encfs.img.out" | sed 's/^/    /'
+note "$(encfs-dmsetup dump "$T/encfs.img" | sed -n 's/^\tcipher: *\(.*\)/cipher \1/p' | head -n 1), key: 32 random bytes (never shown)"
 
 step "... imports the key into Key Vault, releasable only to a VM that runs that security policy:"
 e2e_import "$T/import.json" fskey oct-HSM VAULT "$(cat "$T/ctx.digest")" --key-file "$T/fs.key" \
@@ -81,7 +84,7 @@ e2e_context "$T/other" 'package policy
 e2e_import "$T/denied.json" otherkey oct-HSM VAULT "$(cat "$T/other.digest")" --key-file "$T/fs.key" \
 	2>"$T/import.err" || { cat "$T/import.err" >&2; die "the second key import failed"; }
 
-step "... and uploads the image as a page blob:"
+step "... and uploads the image as a page blob (its written pages only):"
 e2e_upload "$T/encfs.img" encfs.img || die "the upload failed"
 note "https://$BLOB_HOST:$AZ_PORT/private/encfs.img (private: the VM's managed identity reads it)"
 rm -f "$T/fs.key"

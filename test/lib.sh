@@ -145,3 +145,23 @@ for k in sys.argv[2:]:
     d = d[int(k)] if isinstance(d, list) else d[k]
 print(d if isinstance(d, str) else json.dumps(d, sort_keys=True))' "$@"
 }
+
+# tree_manifest DIR: DIR's tree as lines "path|type|mode|uid|gid|size|=first name of a hard link",
+# then "path -> target" for symlinks and "sha256  path" for regular files, sorted; lost+found at
+# the top is left out.  Two filesystems that hold the same tree print the same (GNU find and stat:
+# the VM has them too).
+tree_manifest() (
+	cd "$1" || exit 1
+	LC_ALL=C
+	export LC_ALL
+	find . -path ./lost+found -prune -o -exec stat -c '%i|%F|%a|%u|%g|%s|%n' {} + | sort -t'|' -k7 |
+		awk -F'|' '{
+			if ($2 == "regular empty file") $2 = "regular file"
+			if ($2 == "directory") $6 = "-"
+			link = ($2 != "directory" && ($1 in first)) ? "=" first[$1] : ""
+			if (!($1 in first)) first[$1] = $7
+			print $7 "|" $2 "|" $3 "|" $4 "|" $5 "|" $6 "|" link
+		}'
+	find . -path ./lost+found -prune -o -type l -exec sh -c 'for l; do printf "%s -> %s\n" "$l" "$(readlink "$l")"; done' sh {} + | sort
+	find . -path ./lost+found -prune -o -type f -exec sha256sum {} + | sort -k2
+)

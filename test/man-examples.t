@@ -99,4 +99,15 @@ else
 	skip "cryptsetup not installed: encfs-dmsetup examples"
 fi
 
+# encfs-mkimage(1): an image of a small tree, checked by encfs-dmsetup and cryptsetup; then a new
+# key (its check value differs from run to run) and a size refused
+if command -v cryptsetup >/dev/null 2>&1 && PATH=$PATH:/usr/sbin:/sbin command -v mke2fs >/dev/null 2>&1; then
+	example encfs-mkimage.1 1 "an image of a tree, opened by encfs-dmsetup and cryptsetup"
+	example encfs-mkimage.1 2 "a 4 GiB image with a new key, and too small a size" \
+		's/^key-check-value [0-9a-f]\{8\}$/key-check-value 5e1f0c2a/'
+else
+	skip "cryptsetup or mke2fs not installed: encfs-mkimage examples"
+	skip "cryptsetup or mke2fs not installed: encfs-mkimage examples"
+fi
+
 done_testing

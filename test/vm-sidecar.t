@@ -10,15 +10,15 @@
 #
 # The test runs in a network namespace of its own (test/e2e/netns.sh; it re-executes itself
 # there): only lo, no route.  The services listen on 127.0.0.1 in it, and the VM reaches exactly
-# their ports (run.sh --forward).  The images are made here: mkfs.ext4 -d, then cryptsetup
-# reencrypt --encrypt.  The checks in the guest are in test/vm/sidecar-guest.sh; they come back
-# renumbered among the host's own checks.  One boot.
+# their ports (run.sh --forward).  The images are made here with encfs-mkimage, sparse, and
+# uploaded as page blobs of their written pages.  The checks in the guest are in
+# test/vm/sidecar-guest.sh; they come back renumbered among the host's own checks.  One boot.
 # shellcheck disable=SC1091,SC2154 # lib.sh and env.sh are found at run time; they set T, out, err, rc
 
 : "${ENCFS_SRC:=$(cd "$(dirname "$0")/.." && pwd)}"
 if [ -z "${ENCFS_NETNS:-}" ]; then
 	if [ "$(id -u)" -ne 0 ]; then
-		echo "1..0 # SKIP needs root (a network namespace of its own, loop devices for cryptsetup)"
+		echo "1..0 # SKIP needs root (a network namespace of its own)"
 		exit 0
 	fi
 	if ! PATH=$PATH:/usr/sbin:/sbin command -v ip >/dev/null; then

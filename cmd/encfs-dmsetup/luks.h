@@ -11,6 +11,7 @@
 #include <stdio.h>
 
 #include "log.h"
+#include "luks_crypto.h"
 #include "secmem.h"
 
 /* Limits on what a header may ask of us (documented in encfs-dmsetup(1), LIMITS). */
@@ -20,11 +21,6 @@
 #define LUKS_MAX_KEY_BYTES 128        /* volume key and keyslot key sizes */
 #define LUKS_STRIPES 4000             /* AF stripes: the only value cryptsetup accepts */
 #define LUKS_SALT_BYTES 32
-#define LUKS_MAX_PBKDF2_ITER 2147483647u /* OpenSSL takes an int; the policy (luks_limits) bounds the cost */
-#define LUKS_MAX_ARGON2_MEMORY_KIB 4194304u /* 4 GiB: cryptsetup's own ceiling */
-#define LUKS_MAX_ARGON2_TIME 1000u
-#define LUKS_MAX_ARGON2_WORK_KIB 33554432ull /* time x memory: 32 passes over 1 GiB */
-#define LUKS_MAX_ARGON2_LANES 16u
 #define LUKS_MAX_JSON_TOKENS 100000
 
 /* Keyslot priorities; cryptsetup tries preferred keyslots, then normal ones, and no others. */
@@ -45,8 +41,6 @@ struct blk {
 };
 /* Reads exactly len bytes at off; -1 (errno EIO/ESPIPE...) when short or past the end. */
 int blk_read(const struct blk *b, uint64_t off, void *buf, size_t len);
-
-enum kdf_type { KDF_UNKNOWN, KDF_PBKDF2, KDF_ARGON2I, KDF_ARGON2ID };
 
 struct luks_keyslot {
 	int id;
@@ -182,26 +176,7 @@ int luks_unlock(const struct luks_volume *v, const unsigned char *pass, size_t p
 /* The keyslot luks_unlock is trying (-1 when none), for a deadline's message. */
 extern volatile sig_atomic_t luks_current_keyslot;
 
-/* Crypto helpers (OpenSSL, libargon2), also used by the unit tests. */
-const struct evp_md_st *luks_hash_md(const char *luks_name); /* the OpenSSL EVP_MD, or NULL */
-int luks_hash_size(const char *luks_name);             /* -1 when not supported */
-int luks_pbkdf2(const char *hash, const unsigned char *pass, size_t pass_len,
-		const unsigned char *salt, size_t salt_len, uint64_t iterations,
-		unsigned char *out, size_t out_len, struct err *e);
-int luks_argon2(enum kdf_type t, const unsigned char *pass, size_t pass_len,
-		const unsigned char *salt, size_t salt_len, uint32_t time, uint32_t memory_kib,
-		uint32_t lanes, unsigned char *out, size_t out_len, struct err *e);
-/* Decrypts len bytes (a multiple of 512) as consecutive 512-byte sectors numbered from 0 with
- * the LUKS cipher spec ("aes-xts-plain64", "aes-cbc-essiv:sha256", ...). */
-int luks_decrypt_sectors(const char *spec, const unsigned char *key, size_t key_len,
-			 unsigned char *buf, size_t len, struct err *e);
-/* Anti-forensic merge of stripes x key_len bytes into key. */
-int luks_af_merge(const unsigned char *src, size_t key_len, unsigned stripes, const char *hash,
-		  unsigned char *key, struct err *e);
-
-/* Cipher specs: "cipher-mode-iv".  Data segments dm-crypt may get; keyslot areas we decrypt. */
-bool luks_cipher_supported_for_data(const char *spec, uint32_t key_size);
-bool luks_cipher_supported_for_keyslot(const char *spec, uint32_t key_size);
+/* The crypto helpers (KDFs, sector decryption, AF merge, cipher specs) are in luks_crypto.h. */
 
 /* The table line, built from the validated volume only (pure: no I/O, unit tested). */
 struct table_params {

@@ -7,6 +7,7 @@
 #include "cost.h"
 #include "luks.h"
 
+#include "encode.h"
 #include "log.h"
 #include "secmem.h"
 
@@ -260,10 +261,13 @@ static bool header_detached(const struct opts *o, const struct volume *vol, int 
 static struct secbuf key;
 static void wipe_key(void) { secbuf_free(&key); }
 
-/* key: read by the command first thing (an empty key is the first thing to report), wiped here */
-static void unlock(const struct volume *vol, const struct opts *o, bool for_segment, struct secbuf *vk, int *slot)
+/* kcv, when not NULL, receives the key check value of the key file bytes (KEY_CHECK_VALUE_LEN). */
+static void unlock(const struct volume *vol, const struct opts *o, bool for_segment, struct secbuf *vk, int *slot,
+		   char *kcv)
 {
 	struct err e;
+	if (kcv)
+		key_check_value(key.data, key.len, kcv);
 	unlock_deadline_arm(&o->limits);
 	int r = luks_unlock(&vol->v, key.data, key.len, for_segment, &o->limits, vk, slot, &e);
 	unlock_deadline_disarm();
@@ -297,12 +301,14 @@ static int cmd_test(struct opts *o)
 	struct volume vol;
 	struct secbuf vk = {0};
 	int slot;
+	char kcv[KEY_CHECK_VALUE_LEN];
 	load(o->header ? o->header : o->args[0], &vol);
-	unlock(&vol, o, false, &vk, &slot);
+	unlock(&vol, o, false, &vk, &slot, kcv);
 	secbuf_free(&vk);
 	luks_volume_free(&vol.v);
 	close(vol.fd);
-	return EXIT_OK;
+	/* what encfs-mkimage printed for the key file, to match a released key with it */
+	return printf("key-check-value %s\n", kcv) < 0 || fflush(stdout) != 0 ? EXIT_INTERNAL : EXIT_OK;
 }
 
 /* The data device, opened once: without --header its header is read from this descriptor, a
@@ -377,7 +383,7 @@ static int cmd_table(struct opts *o)
 	if (luks_check_activation(&vol.v, header_detached(o, &vol, d.fd), &e) != 0)
 		die(e.code, "%s", e.msg);
 	check_uuid(&vol.v);
-	unlock(&vol, o, true, &vk, &slot);
+	unlock(&vol, o, true, &vk, &slot, NULL);
 	char desc[128];
 	bool kr = use_keyring(o, &vol.v) && luks_keyring_desc(&vol.v, desc, sizeof desc) == 0;
 	struct table_params p = {d.path, d.size, false, kr ? desc : NULL, o->showkeys};
@@ -429,7 +435,7 @@ static int cmd_open(struct opts *o)
 		die(e.code, "%s", e.msg);
 	if (dm_exists(name))
 		die(EXIT_DEVICE, "device-mapper: %s already exists", name);
-	unlock(&vol, o, true, &vk, &slot);
+	unlock(&vol, o, true, &vk, &slot, NULL);
 	/* Nothing exists yet: from here on every step is undone on failure.  Signals are held back
 	 * until the end (and a closed stderr is no SIGPIPE), so that exit status 0 means "the device
 	 * exists and is ours" and any other means "nothing was made": encfs.sh's cleanup relies on

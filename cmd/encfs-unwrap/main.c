@@ -16,7 +16,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <openssl/crypto.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -299,10 +298,8 @@ int main(int argc, char **argv)
 		die_err(&e);
 	}
 	key.len = FS_KEY_LEN;
-	unsigned char h[crypto_hash_sha256_BYTES];
-	char kcv[2 * sizeof h + 1];
-	crypto_hash_sha256(h, key.data, key.len);
-	hex_encode(h, 4, kcv);
+	char kcv[KEY_CHECK_VALUE_LEN];
+	key_check_value(key.data, key.len, kcv);
 	int wrc = write_all(STDOUT_FILENO, key.data, key.len);
 	secbuf_free(&key);
 	if (wrc != 0)

@@ -1,5 +1,5 @@
 # The world of the end-to-end test (test/vm-sidecar.t) and the demo (test/demo.sh): the fake Azure
-# services, the test CA, LUKS2 images of an ext4 filesystem made with cryptsetup, their page blobs
+# services, the test CA, LUKS2 images of an ext4 filesystem made with encfs-mkimage, their page blobs
 # and their keys in the fake vaults.  POSIX sh, sourced after test/lib.sh by a script that runs in
 # a network namespace of its own (test/e2e/netns.sh): every service listens on 127.0.0.1 there,
 # and the VM reaches them through run.sh --forward, under the host names below.
@@ -23,12 +23,12 @@ TEST_TEXT="This is a file inside the filesystem."
 e2e_missing() {
 	_m=""
 	[ "$(id -u)" -eq 0 ] || _m="$_m root"
-	for _c in ip cryptsetup mkfs.ext4 qemu-system-x86_64 busybox curl base64; do
+	for _c in ip cryptsetup mke2fs qemu-system-x86_64 busybox curl base64; do
 		PATH=$PATH:/usr/sbin:/sbin command -v $_c >/dev/null 2>&1 || _m="$_m $_c"
 	done
 	"$PYTHON" -c 'import cryptography' 2>/dev/null || _m="$_m python3-cryptography"
 	blob_env_ready || _m="$_m Azurite/the-Azure-SDK"
-	for _t in encfs-config encfs-fetch encfs-attest encfs-skr encfs-unwrap encfs-dmsetup; do
+	for _t in encfs-config encfs-fetch encfs-attest encfs-skr encfs-unwrap encfs-dmsetup encfs-mkimage; do
 		[ -x "$ENCFS_BIN/$_t" ] || _m="$_m $_t"
 	done
 	echo "${_m# }"
@@ -94,9 +94,9 @@ e2e_context() {
 }
 
 # e2e_image OUT KEYFILE [NAME]: a LUKS2 image of an ext4 filesystem holding test.txt (TEST_TEXT)
-# and which.txt (NAME), made as an operator makes one, without root or device-mapper: mkfs.ext4 -d,
-# then cryptsetup reencrypt --encrypt in place, in the 16 MiB that --reduce-device-size takes
-# from the end of the file (cheap PBKDF2: TCG is slow, and the KDF is not what is tested here)
+# and which.txt (NAME), opened by KEYFILE's bytes, made as an operator makes one: encfs-mkimage,
+# without root or device-mapper, sparse (pbkdf2 with 1000 iterations: TCG is slow, and the KDF is
+# not what is tested here).  What encfs-mkimage prints goes to OUT.out.
 e2e_image() {
 	_d=$T/tree-$$-${1##*/}
 	rm -rf "$_d"
@@ -104,12 +104,8 @@ e2e_image() {
 	printf '%s\n' "$TEST_TEXT" >"$_d/test.txt"
 	printf '%s\n' "${3:-${1##*/}}" >"$_d/which.txt"
 	rm -f "$1"
-	truncate -s 4M "$1"
-	mkfs.ext4 -q -b 1024 -L encfs-e2e -d "$_d" "$1" || return 1
+	encfs-mkimage --key-file "$2" -o "$1" "$_d" >"$1.out" || return 1
 	rm -rf "$_d"
-	truncate -s 20M "$1"
-	cryptsetup reencrypt -q --encrypt --type luks2 --reduce-device-size 16M \
-		--pbkdf pbkdf2 --pbkdf-force-iterations 1000 --key-file "$2" "$1" >/dev/null || return 1
 }
 
 # e2e_upload FILE BLOB: FILE as the page blob private/BLOB

@@ -1,11 +1,14 @@
-/* Keyslot cryptography on OpenSSL and libargon2: PBKDF2, Argon2i/id, sector decryption of keyslot
- * areas (XTS and CBC with plain, plain64 and ESSIV IVs) and the LUKS anti-forensic merge. */
-#include "luks.h"
+/* LUKS cryptography on OpenSSL, libargon2 and libsodium: PBKDF2, Argon2i/id, sector encryption
+ * (XTS and CBC with plain, plain64 and ESSIV IVs) and the LUKS anti-forensic split and merge. */
+#include "luks_crypto.h"
+
+#include "secmem.h"
 
 #include <argon2.h>
 #include <inttypes.h>
 #include <openssl/evp.h>
 #include <openssl/provider.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,15 +173,15 @@ static const EVP_CIPHER *evp_cipher(const struct spec *p, size_t key_len)
 	return NULL;
 }
 
-int luks_decrypt_sectors(const char *spec, const unsigned char *key, size_t key_len, unsigned char *buf,
-			 size_t len, struct err *e)
+int luks_crypt_sectors(const char *spec, const unsigned char *key, size_t key_len, unsigned char *buf,
+		       size_t len, uint32_t sector_size, uint64_t iv_sector, bool encrypt, struct err *e)
 {
 	struct spec p;
 	if (parse_spec(spec, &p) != 0 || !luks_cipher_supported_for_keyslot(spec, (uint32_t)key_len))
-		return err_set(e, EXIT_CONFIG, "keyslot cipher %s with a %zu-byte key is not supported (only aes "
-			       "xts/cbc with plain, plain64 or essiv:sha256 IVs)", spec, key_len);
-	if (len % 512)
-		return err_set(e, EXIT_INTERNAL, "keyslot area length is not a multiple of 512");
+		return err_set(e, EXIT_CONFIG, "cipher %s with a %zu-byte key is not supported (only aes xts/cbc with "
+			       "plain, plain64 or essiv:sha256 IVs)", spec, key_len);
+	if (sector_size < 512 || sector_size > 4096 || (sector_size & (sector_size - 1)) || len % sector_size)
+		return err_set(e, EXIT_INTERNAL, "%zu bytes are not whole sectors of %" PRIu32 " bytes", len, sector_size);
 	const EVP_CIPHER *c = evp_cipher(&p, key_len);
 	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new(), *essiv = NULL;
 	unsigned char essiv_key[32];
@@ -194,11 +197,11 @@ int luks_decrypt_sectors(const char *spec, const unsigned char *key, size_t key_
 		    EVP_CIPHER_CTX_set_padding(essiv, 0) != 1)
 			goto fail;
 	}
-	if (EVP_DecryptInit_ex(ctx, c, NULL, key, NULL) != 1 || EVP_CIPHER_CTX_set_padding(ctx, 0) != 1)
+	if (EVP_CipherInit_ex(ctx, c, NULL, key, NULL, encrypt) != 1 || EVP_CIPHER_CTX_set_padding(ctx, 0) != 1)
 		goto fail;
-	for (size_t s = 0; s < len / 512; s++) {
-		unsigned char iv[16] = {0};
-		uint64_t n = s;
+	for (size_t s = 0; s < len / sector_size; s++) {
+		unsigned char iv[16] = {0}, *sec = buf + sector_size * s;
+		uint64_t n = iv_sector + s * (sector_size / 512);
 		int outl = 0;
 		if (!strcmp(p.iv, "plain"))
 			n &= 0xffffffffu;
@@ -210,18 +213,28 @@ int luks_decrypt_sectors(const char *spec, const unsigned char *key, size_t key_
 				goto fail;
 			memcpy(iv, enc, 16);
 		}
-		if (EVP_DecryptInit_ex(ctx, NULL, NULL, NULL, iv) != 1 ||
-		    EVP_DecryptUpdate(ctx, buf + 512 * s, &outl, buf + 512 * s, 512) != 1 || outl != 512)
+		if (EVP_CipherInit_ex(ctx, NULL, NULL, NULL, iv, encrypt) != 1 ||
+		    EVP_CipherUpdate(ctx, sec, &outl, sec, (int)sector_size) != 1 || outl != (int)sector_size)
 			goto fail;
 	}
 	r = 0;
 fail:
 	if (r)
-		err_set(e, EXIT_CRYPTO, "decrypting the keyslot area with %s failed in OpenSSL", spec);
+		err_set(e, EXIT_CRYPTO, "%scrypting with %s failed in OpenSSL", encrypt ? "en" : "de", spec);
 	wipe(essiv_key, sizeof essiv_key);
 	EVP_CIPHER_CTX_free(ctx);
 	EVP_CIPHER_CTX_free(essiv);
 	return r;
+}
+
+int luks_decrypt_sectors(const char *spec, const unsigned char *key, size_t key_len, unsigned char *buf,
+			 size_t len, struct err *e)
+{
+	if (len % 512)
+		return err_set(e, EXIT_INTERNAL, "keyslot area length is not a multiple of 512");
+	if (luks_crypt_sectors(spec, key, key_len, buf, len, 512, 0, false, e) != 0)
+		return err_wrap(e, "keyslot area");
+	return 0;
 }
 
 /* AF diffuse: the buffer in hash-sized pieces, each replaced by H(be32(index) || piece). */
@@ -245,6 +258,33 @@ static int diffuse(const EVP_MD *md, unsigned char *buf, size_t len)
 	wipe(out, sizeof out);
 	EVP_MD_CTX_free(ctx);
 	return r;
+}
+
+int luks_af_split(const unsigned char *key, size_t key_len, unsigned stripes, const char *hash,
+		  unsigned char *dst, struct err *e)
+{
+	const EVP_MD *md = luks_hash_md(hash);
+	if (!md)
+		return err_set(e, EXIT_CONFIG, "AF split: hash \"%s\" is not supported", hash);
+	if (!stripes || !key_len || key_len > 512)
+		return err_set(e, EXIT_INTERNAL, "AF split: %u stripes of %zu bytes", stripes, key_len);
+	unsigned char block[512];
+	memset(block, 0, key_len);
+	/* stripes 0 .. n-2 random, each folded into the running block; the last one makes the
+	 * merge (the same fold, then XOR) give the key back */
+	for (unsigned s = 0; s + 1 < stripes; s++) {
+		randombytes_buf(dst + (size_t)s * key_len, key_len);
+		for (size_t i = 0; i < key_len; i++)
+			block[i] ^= dst[(size_t)s * key_len + i];
+		if (diffuse(md, block, key_len) != 0) {
+			wipe(block, sizeof block);
+			return err_set(e, EXIT_CRYPTO, "AF split: %s failed in OpenSSL", hash);
+		}
+	}
+	for (size_t i = 0; i < key_len; i++)
+		dst[(size_t)(stripes - 1) * key_len + i] = block[i] ^ key[i];
+	wipe(block, sizeof block);
+	return 0;
 }
 
 int luks_af_merge(const unsigned char *src, size_t key_len, unsigned stripes, const char *hash,

@@ -1,0 +1,1 @@
+encfs-mkimage_PKGS := libargon2
