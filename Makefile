@@ -201,14 +201,16 @@ bench: deps
 # --- install -------------------------------------------------------------------------------
 MAN1 := $(wildcard man/*.1)
 MAN5 := $(wildcard man/*.5)
+MAN7 := $(wildcard man/*.7)
 
 .PHONY: install
 install: $(BINS)
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7
 	install -m 0755 $(BINS) $(DESTDIR)$(BINDIR)/
 	install -m 0755 sh/encfs.sh $(DESTDIR)$(BINDIR)/encfs.sh
 	$(if $(MAN1),install -m 0644 $(MAN1) $(DESTDIR)$(MANDIR)/man1/)
 	$(if $(MAN5),install -m 0644 $(MAN5) $(DESTDIR)$(MANDIR)/man5/)
+	$(if $(MAN7),install -m 0644 $(MAN7) $(DESTDIR)$(MANDIR)/man7/)
 
 # --- image ---------------------------------------------------------------------------------
 # The Dockerfile built with buildah, no daemon or registry; its base images made from Debian's

@@ -85,8 +85,9 @@ e2e_import "$T/denied.json" otherkey oct-HSM VAULT "$(cat "$T/other.digest")" --
 	2>"$T/import.err" || { cat "$T/import.err" >&2; die "the second key import failed"; }
 
 step "... and uploads the image as a page blob (its written pages only):"
-e2e_upload "$T/encfs.img" encfs.img || die "the upload failed"
-note "https://$BLOB_HOST:$AZ_PORT/private/encfs.img (private: the VM's managed identity reads it)"
+e2e_upload "$T/encfs.img" encfs.img 2>"$T/upload.err" || { cat "$T/upload.err" >&2; die "the upload failed"; }
+note "\$ encfs-fetch --upload encfs.img -     (the SAS URL that may write, on standard input)" \
+	"https://$BLOB_HOST:$AZ_PORT/private/encfs.img (private: the VM's managed identity reads it)"
 rm -f "$T/fs.key"
 
 step "The sidecar's configuration, EncfsSideCarArgs (base64 of this JSON):"

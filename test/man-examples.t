@@ -110,4 +110,12 @@ else
 	skip "cryptsetup or mke2fs not installed: encfs-mkimage examples"
 fi
 
+# encfs(7): an image of a tree with a given key file, and encfs-dmsetup confirming the key
+if PATH=$PATH:/usr/sbin:/sbin command -v mke2fs >/dev/null 2>&1; then
+	rm -rf "$T/work" && mkdir "$T/work" # (a tree of its own)
+	example encfs.7 1 "an image and its key check value, confirmed by encfs-dmsetup"
+else
+	skip "mke2fs not installed: encfs(7) example"
+fi
+
 done_testing

@@ -108,9 +108,11 @@ e2e_image() {
 	rm -rf "$_d"
 }
 
-# e2e_upload FILE BLOB: FILE as the page blob private/BLOB
+# e2e_upload FILE BLOB: FILE as the page blob private/BLOB, uploaded as an operator uploads it:
+# encfs-fetch --upload (only the written pages), the SAS URL that may write on its standard input
 e2e_upload() {
-	blobjs put-page "$az_ep" private "$2" "$1" >/dev/null
+	_sas=$(blobjs sas-write "$az_ep" private "$2") || return 1
+	printf '%s\n' "$_sas" | encfs-fetch --cacert "$CA" --upload "$1" -
 }
 
 # e2e_import OUT NAME KTY VAULT|HSM HOSTDATA [encfs-skr import option]...: imports key NAME with
