@@ -157,7 +157,7 @@ int vault_bearer(const struct bearer_source *src, const struct vault *v, struct 
 }
 
 int vault_request(const struct vault *v, const char *what, const char *method, const char *path,
-		  const char *body, size_t body_len, const struct secbuf *bearer,
+		  const char *body, size_t body_len, const struct secbuf *bearer, long deadline_ms,
 		  struct http_response *rs, struct err *e)
 {
 	char url[1024];
@@ -173,7 +173,8 @@ int vault_request(const struct vault *v, const char *what, const char *method, c
 	const char *headers[] = {(const char *)auth.data, "Content-Type: application/json",
 				 "Accept: application/json", NULL};
 	struct http_request rq = {.what = what, .method = method, .url = url, .headers = headers,
-				  .body = body, .body_len = body_len, .secret_response = 1};
+				  .body = body, .body_len = body_len, .secret_response = 1,
+				  .deadline_ms = deadline_ms};
 	int rc = http_do(&rq, rs, e);
 	secbuf_free(&auth);
 	return rc;
