@@ -6,6 +6,7 @@
 #include "activate.h"
 #include "luks.h"
 
+#include "cli.h"
 #include "log.h"
 #include "secmem.h"
 
@@ -48,7 +49,7 @@ static const char USAGE[] =
 	"  --no-keyring       put the volume key in the table as hex, not as a kernel keyring key\n"
 	"  --readonly         open read-only\n"
 	"  --showkeys         table: print the volume key in hex instead of zeros\n"
-	"  -v                 more verbose (repeatable)\n";
+	"  -v, --verbose      more verbose (repeatable)\n";
 
 struct opts {
 	bool readonly, allow_discards, no_keyring, showkeys, json;
@@ -124,13 +125,14 @@ static void parse(int argc, char **argv, const char *cmd, struct opts *o)
 		{"header", required_argument, NULL, O_HDR}, {"key-file", required_argument, NULL, O_KEY},
 		{"no-keyring", no_argument, NULL, O_NOKR}, {"showkeys", no_argument, NULL, O_SHOW},
 		{"json", no_argument, NULL, O_JSON},      {"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		{"verbose", no_argument, NULL, 'v'},      {NULL, 0, NULL, 0},
 	};
 	/* which options each subcommand takes */
 	bool is_open = !strcmp(cmd, "open"), is_table = !strcmp(cmd, "table"), is_test = !strcmp(cmd, "test"),
 	     is_dump = !strcmp(cmd, "dump");
 	int c;
 	optind = 1;
+	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+vh", lo, NULL)) != -1) {
 		bool ok = true;
 		switch (c) {
@@ -179,7 +181,7 @@ static void parse(int argc, char **argv, const char *cmd, struct opts *o)
 			o->limits.max_total_ms = 1000 * (long long)limit_arg("--max-unlock-time", optarg, 86400);
 			break;
 		default:
-			usage_error("unknown option");
+			cli_bad_option(argv, "+vh", lo);
 		}
 		if (!ok) {
 			char why[128];
@@ -202,7 +204,7 @@ static void parse(int argc, char **argv, const char *cmd, struct opts *o)
 		l->max_argon2_memory_kib = avail;
 	for (; optind < argc; optind++) {
 		if (o->nargs == 2)
-			usage_error("too many arguments");
+			cli_usage("unexpected argument %s", argv[optind]);
 		o->args[o->nargs++] = argv[optind];
 	}
 }
@@ -314,6 +316,8 @@ static void unlock(const struct volume *vol, const struct opts *o, bool for_segm
 
 static int cmd_dump(struct opts *o)
 {
+	if (o->nargs > 1)
+		cli_usage("unexpected argument %s (dump takes one DEVICE)", o->args[1]);
 	if (o->nargs != 1)
 		usage_error("dump needs DEVICE");
 	struct volume vol;
@@ -322,7 +326,7 @@ static int cmd_dump(struct opts *o)
 		if (luks_dump_json(&vol.v, stdout) != 0)
 			die(EXIT_INTERNAL, "dump: writing the JSON failed");
 	} else
-		luks_dump_text(&vol.v, stdout);
+		luks_dump_text(&vol.v, o->header ? o->header : o->args[0], stdout);
 	luks_volume_free(&vol.v);
 	close(vol.fd);
 	return fflush(stdout) == 0 ? EXIT_OK : EXIT_INTERNAL;
@@ -330,6 +334,8 @@ static int cmd_dump(struct opts *o)
 
 static int cmd_test(struct opts *o)
 {
+	if (o->nargs > 1)
+		cli_usage("unexpected argument %s (test takes one DEVICE)", o->args[1]);
 	if (o->nargs != 1)
 		usage_error("test needs DEVICE");
 	read_key(o->key_file, &key);
@@ -536,6 +542,8 @@ fail:
 static int cmd_close(struct opts *o)
 {
 	struct err e;
+	if (o->nargs > 1)
+		cli_usage("unexpected argument %s (close takes one NAME)", o->args[1]);
 	if (o->nargs != 1)
 		usage_error("close needs NAME");
 	check_name(o->args[0]);
@@ -549,27 +557,21 @@ int main(int argc, char **argv)
 	log_init(argv[0]);
 	secmem_init();
 	atexit(wipe_key);
-	/* global -v/-h before the subcommand */
-	int i = 1;
-	for (; i < argc && argv[i][0] == '-'; i++) {
-		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-			fputs(USAGE, stdout);
-			return EXIT_OK;
-		}
-		if (strspn(argv[i] + 1, "v") == strlen(argv[i] + 1) && argv[i][1]) {
-			for (size_t n = 1; argv[i][n]; n++)
-				log_more_verbose();
-			continue;
-		}
-		usage_error("options go after the subcommand");
+	/* -v/--verbose and -h before the subcommand */
+	int i = cli_leading_verbose(argc, argv);
+	if (i < argc && (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))) {
+		fputs(USAGE, stdout);
+		return EXIT_OK;
 	}
+	if (i < argc && argv[i][0] == '-')
+		cli_usage("%s: options go after the subcommand", argv[i]);
 	if (i >= argc)
 		usage_error("missing subcommand (open, close, table, test or dump)");
 	const char *cmd = argv[i];
 	struct opts o = {0};
 	if (strcmp(cmd, "open") && strcmp(cmd, "close") && strcmp(cmd, "table") && strcmp(cmd, "test") &&
 	    strcmp(cmd, "dump"))
-		usage_error("unknown subcommand");
+		cli_usage("unknown subcommand %s (open, close, table, test or dump)", cmd);
 	parse(argc - i, argv + i, cmd, &o);
 	if (!strcmp(cmd, "open"))
 		return cmd_open(&o);
