@@ -113,20 +113,21 @@ static uint64_t memory_available_kib(void)
 }
 
 
+enum { O_RO = 256, O_DISC, O_HDR, O_KEY, O_NOKR, O_SHOW, O_JSON, O_PBKDF2, O_A2TIME, O_A2MEM, O_UNLOCK };
+static const struct option lo[] = {
+	{"max-pbkdf2-iterations", required_argument, NULL, O_PBKDF2},
+	{"max-argon2-time", required_argument, NULL, O_A2TIME},
+	{"max-argon2-memory", required_argument, NULL, O_A2MEM},
+	{"max-unlock-time", required_argument, NULL, O_UNLOCK},
+	{"readonly", no_argument, NULL, O_RO},    {"allow-discards", no_argument, NULL, O_DISC},
+	{"header", required_argument, NULL, O_HDR}, {"key-file", required_argument, NULL, O_KEY},
+	{"no-keyring", no_argument, NULL, O_NOKR}, {"showkeys", no_argument, NULL, O_SHOW},
+	{"json", no_argument, NULL, O_JSON},      {"help", no_argument, NULL, 'h'},
+	{"verbose", no_argument, NULL, 'v'},      {NULL, 0, NULL, 0},
+};
+
 static void parse(int argc, char **argv, const char *cmd, struct opts *o)
 {
-	enum { O_RO = 256, O_DISC, O_HDR, O_KEY, O_NOKR, O_SHOW, O_JSON, O_PBKDF2, O_A2TIME, O_A2MEM, O_UNLOCK };
-	static const struct option lo[] = {
-		{"max-pbkdf2-iterations", required_argument, NULL, O_PBKDF2},
-		{"max-argon2-time", required_argument, NULL, O_A2TIME},
-		{"max-argon2-memory", required_argument, NULL, O_A2MEM},
-		{"max-unlock-time", required_argument, NULL, O_UNLOCK},
-		{"readonly", no_argument, NULL, O_RO},    {"allow-discards", no_argument, NULL, O_DISC},
-		{"header", required_argument, NULL, O_HDR}, {"key-file", required_argument, NULL, O_KEY},
-		{"no-keyring", no_argument, NULL, O_NOKR}, {"showkeys", no_argument, NULL, O_SHOW},
-		{"json", no_argument, NULL, O_JSON},      {"help", no_argument, NULL, 'h'},
-		{"verbose", no_argument, NULL, 'v'},      {NULL, 0, NULL, 0},
-	};
 	/* which options each subcommand takes */
 	bool is_open = !strcmp(cmd, "open"), is_table = !strcmp(cmd, "table"), is_test = !strcmp(cmd, "test"),
 	     is_dump = !strcmp(cmd, "dump");
@@ -563,8 +564,13 @@ int main(int argc, char **argv)
 		fputs(USAGE, stdout);
 		return EXIT_OK;
 	}
-	if (i < argc && argv[i][0] == '-')
-		cli_usage("%s: options go after the subcommand", argv[i]);
+	if (i < argc && argv[i][0] == '-') {
+		size_t n = strcspn(argv[i], "=");
+		for (const struct option *p = lo; p->name && argv[i][1] == '-'; p++)
+			if (strlen(p->name) == n - 2 && !strncmp(p->name, argv[i] + 2, n - 2))
+				cli_usage("%s: options go after the subcommand", argv[i]);
+		cli_usage("unknown option %.*s", (int)n, argv[i]);
+	}
 	if (i >= argc)
 		usage_error("missing subcommand (open, close, table, test or dump)");
 	const char *cmd = argv[i];
