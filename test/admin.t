@@ -349,4 +349,17 @@ like "$err" "use azure_filesystems[0].azure_url_private or a SAS URL)" "... whos
 unlike "$err" "--private" "... not the command-line option"
 ok "$([ ! -e "$T/mnt/share" ] && [ ! -e "$T/mnt/.filesystem-0" ] && echo 0 || echo 1)" "... and nothing is left"
 
+# a tool that refuses its command line under encfs.sh refused a configuration value: exit 3, and
+# its options named as fields (a stand-in encfs-fetch first on PATH says what a real one would)
+mkdir "$T/stub"
+cat >"$T/stub/encfs-fetch" <<'EOF'
+#!/bin/sh
+echo "encfs-fetch: usage: --private and --client-id need an https:// URL, not --kid (see --help)" >&2
+exit 2
+EOF
+chmod +x "$T/stub/encfs-fetch"
+EncfsSideCarArgs=$(base64 -w0 "$T/args.json") PATH="$T/stub:$PATH" run sh "$ENCFS_SRC/sh/encfs.sh" --allow-http
+is "$rc:$err" "3:encfs.sh: filesystem 0 ($T/mnt/share): fetch: encfs-fetch: usage: azure_filesystems[0].azure_url_private and azure_info.identity.client_id need an https:// URL, not azure_filesystems[0].key.kid" \
+	"encfs.sh: a tool's usage error (exit 2) is a configuration error (exit 3), options named as fields"
+
 done_testing
