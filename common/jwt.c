@@ -131,8 +131,8 @@ enum data_kind data_kind(const char *text, size_t len)
 	if (json_member(&t.p, 0, "response") >= 0 || json_member(&t.p, 0, "request") >= 0) {
 		k = DATA_RELEASE;
 	} else {
-		int key, val;
-		for (int i = 0; json_member_at(&t.p, 0, i, &key, &val) == 0 && k == DATA_JWT; i++) {
+		/* the members in one walk: key, value, next key after the value's subtree */
+		for (int i = 0, key = 1; i < json_size(&t.p, 0) && k == DATA_JWT; i++, key = json_skip(&t.p, key + 1)) {
 			size_t n;
 			const char *name = json_raw(&t.p, key, &n);
 			if (n > 5 && strncmp(name, "x-ms-", 5) == 0)

@@ -113,10 +113,12 @@ static void dump_tokens(const struct luks_volume *v, FILE *out)
 			put_safe(out, desc);
 			fputc('\n', out);
 		}
+		/* the elements in one walk (json_element from the start each time would be quadratic
+		 * in a hostile header's list) */
 		int ks = json_member(&j, t, "keyslots");
-		for (int i = 0; i < json_size(&j, ks); i++) {
+		for (int i = 0, el = ks + 1; i < json_size(&j, ks); i++, el = json_skip(&j, el)) {
 			char slot[16];
-			if (json_string_buf(&j, json_element(&j, ks, i), slot, sizeof slot) != 0)
+			if (json_string_buf(&j, el, slot, sizeof slot) != 0)
 				continue;
 			fprintf(out, "\tKeyslot:    ");
 			put_safe(out, slot);

@@ -156,8 +156,8 @@ static void walk(const struct json *pj, int node, const struct json *claims, str
 	static const char *const groups[] = {"allOf", "anyOf"};
 	for (int g = 0; g < 2; g++) {
 		int arr = json_member(pj, node, groups[g]);
-		for (int i = 0; i < json_size(pj, arr); i++)
-			walk(pj, json_element(pj, arr, i), claims, u, depth + 1);
+		for (int i = 0, el = arr + 1; i < json_size(pj, arr); i++, el = json_skip(pj, el))
+			walk(pj, el, claims, u, depth + 1);
 	}
 }
 
@@ -178,8 +178,7 @@ void policy_unmet(const char *policy, size_t len, const struct secbuf *token, ch
 	if (top < 0)
 		top = json_member(&pj, 0, "allOf");
 	struct unmet best = {.count = -1};
-	for (int i = 0; i < json_size(&pj, top); i++) {
-		int group = json_element(&pj, top, i);
+	for (int i = 0, group = top + 1; i < json_size(&pj, top); i++, group = json_skip(&pj, group)) {
 		if (json_string_buf(&pj, json_member(&pj, group, "authority"), auth, sizeof auth) != 0)
 			continue;
 		if (!same_authority(auth, iss)) {
