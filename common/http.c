@@ -10,6 +10,7 @@
 #include <time.h>
 
 static const char *ca_bundle_override;
+static long deadline_override_ms;
 
 void http_init(void)
 {
@@ -27,6 +28,9 @@ const char *http_ca_bundle(void)
 	return env && *env ? env : NULL;
 }
 
+void http_set_deadline_ms(long ms) { deadline_override_ms = ms > 0 ? ms : 0; }
+long http_deadline_ms(void) { return deadline_override_ms; }
+
 long long http_now_ms(void)
 {
 	struct timespec ts;
@@ -38,6 +42,31 @@ void http_url_for_log(const char *url, char *out, size_t size)
 {
 	size_t n = strcspn(url, "?#");
 	snprintf(out, size, "%.*s%s", (int)n, url, url[n] == '?' ? "?<query hidden>" : "");
+}
+
+void http_hostport(const char *url, char *out, size_t size)
+{
+	snprintf(out, size, "(no host)");
+	CURLU *u = curl_url();
+	char *host = NULL, *port = NULL;
+	if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK)
+		snprintf(out, size, "%s:%s", host, port);
+	curl_free(host);
+	curl_free(port);
+	curl_url_cleanup(u);
+}
+
+void http_warn_retrying(const char *what, const char *hostport, const char *why, long remaining_ms)
+{
+	char until[32] = "?";
+	time_t when = time(NULL) + (remaining_ms + 999) / 1000;
+	struct tm tm;
+	if (gmtime_r(&when, &tm))
+		strftime(until, sizeof until, "%H:%M:%S UTC", &tm);
+	log_warn("%s: %s: %s; retrying until %s (%ld s more; --deadline sets how long)", what, hostport,
+		 why, until, (remaining_ms + 999) / 1000);
 }
 
 /* --- response collection ------------------------------------------------------------------ */
@@ -244,7 +273,7 @@ int http_setup_handle(CURL *h, const struct http_request *rq, struct err *e)
 /* --- the request -------------------------------------------------------------------------- */
 
 static int attempt(const struct http_request *rq, struct http_response *rs, struct collect *c,
-		   CURLcode *rc_out, char *errbuf, struct err *e)
+		   long left_ms, CURLcode *rc_out, char *errbuf, struct err *e)
 {
 	CURL *h = curl_easy_init();
 	struct curl_slist *hdrs = NULL;
@@ -253,6 +282,15 @@ static int attempt(const struct http_request *rq, struct http_response *rs, stru
 		return err_set(e, EXIT_INTERNAL, "%s: out of memory", rq->what);
 	if (http_setup_handle(h, rq, e) != 0)
 		goto out;
+	/* an attempt does not outlast the deadline (a short --deadline is kept also when the service
+	 * hangs); at least a second, so that a nearly spent deadline still gets an answer */
+	if (left_ms > 0) {
+		long cap = left_ms < 1000 ? 1000 : left_ms;
+		long timeout = rq->timeout_ms > 0 ? rq->timeout_ms : 60000L;
+		long connect = rq->connect_timeout_ms > 0 ? rq->connect_timeout_ms : 10000L;
+		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout < cap ? timeout : cap);
+		curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, connect < cap ? connect : cap);
+	}
 	for (const char *const *p = rq->headers; p && *p; p++) {
 		struct curl_slist *n = curl_slist_append(hdrs, *p);
 		if (!n) {
@@ -302,10 +340,13 @@ out:
 
 int http_do(const struct http_request *rq, struct http_response *rs, struct err *e)
 {
-	char url[512], errbuf[CURL_ERROR_SIZE];
-	long deadline = rq->deadline_ms ? rq->deadline_ms : 120000;
+	char url[512], where[300], errbuf[CURL_ERROR_SIZE];
+	long deadline = rq->deadline_ms ? rq->deadline_ms : HTTP_DEFAULT_DEADLINE_MS;
+	if (deadline_override_ms && (rq->deadline_ms == 0 || deadline > deadline_override_ms))
+		deadline = deadline_override_ms;
 	long long start = http_now_ms();
 	http_url_for_log(rq->url, url, sizeof url);
+	http_hostport(rq->url, where, sizeof where);
 	memset(rs, 0, sizeof *rs);
 
 	for (int n = 1;; n++) {
@@ -314,7 +355,8 @@ int http_do(const struct http_request *rq, struct http_response *rs, struct err 
 		CURLcode rc = CURLE_OK;
 		secbuf_free(&rs->body);
 		rs->attempts = n;
-		if (attempt(rq, rs, &c, &rc, errbuf, e) != 0) {
+		long left = deadline < 0 ? 0 : deadline - (long)(http_now_ms() - start);
+		if (attempt(rq, rs, &c, left, &rc, errbuf, e) != 0) {
 			free(c.hdr.data);
 			http_response_free(rs); /* the headers of an earlier attempt */
 			return -1;
@@ -335,26 +377,33 @@ int http_do(const struct http_request *rq, struct http_response *rs, struct err 
 			http_response_free(rs);
 			return err_set(e, EXIT_INTERNAL, "%s: out of memory", rq->what);
 		}
+		char why[CURL_ERROR_SIZE + 256];
+		if (rc != CURLE_OK)
+			http_describe_failure(rc, errbuf, why, sizeof why);
+		else
+			snprintf(why, sizeof why, "HTTP %ld", rs->status);
 		if (!http_transient(rc, rc == CURLE_OK ? rs->status : 0)) {
 			if (rc == CURLE_OK)
 				return 0;
-			char why[CURL_ERROR_SIZE + 256];
-			http_describe_failure(rc, errbuf, why, sizeof why);
 			http_response_free(rs);
-			return err_set(e, EXIT_NETWORK, "%s: %s: %s", rq->what, url, why);
+			return err_set(e, EXIT_NETWORK, "%s: %s: %s", rq->what, where, why);
 		}
 		long wait = http_backoff_ms(n, rc == CURLE_OK ? http_retry_after_ms(rs->headers) : -1);
-		if (deadline < 0 || elapsed + wait > deadline) {
+		int unresolved = rc == CURLE_COULDNT_RESOLVE_HOST || rc == CURLE_COULDNT_RESOLVE_PROXY;
+		if (deadline < 0 || elapsed + wait > deadline || (unresolved && n >= HTTP_RESOLVE_ATTEMPTS)) {
 			if (rc == CURLE_OK) /* the caller reports the service's own error */
 				return 0;
-			char why[CURL_ERROR_SIZE + 256];
-			http_describe_failure(rc, errbuf, why, sizeof why);
 			http_response_free(rs);
 			return err_set(e, EXIT_NETWORK, "%s: %s: %s; gave up after %d attempts in %lld ms",
-				       rq->what, url, why, n, elapsed);
+				       rq->what, where, why, n, elapsed);
 		}
-		log_info("%s: %s, retrying in %ld ms", rq->what,
-			 rc == CURLE_OK ? "transient HTTP status" : curl_easy_strerror(rc), wait);
+		if (n == 1 && unresolved)
+			log_warn("%s: %s: %s; trying once more (a name that does not resolve is tried %d "
+				 "times)", rq->what, where, why, HTTP_RESOLVE_ATTEMPTS);
+		else if (n == 1)
+			http_warn_retrying(rq->what, where, why, deadline - (long)elapsed);
+		else
+			log_info("%s: %s: %s, retrying in %ld ms", rq->what, where, why, wait);
 		struct timespec ts = {wait / 1000, (wait % 1000) * 1000000L};
 		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
 			;

@@ -13,7 +13,13 @@
 #include <time.h>
 
 #define FEDERATED_TOKEN_MAX (64u << 10)
+#define IMDS_DEADLINE_MS 60000
 #define IMDS_UPDATE_DEADLINE_MS 90000
+
+static const char *no_imds_hint = "outside Azure, give a bearer token instead, or set up workload "
+				  "identity (AZURE_FEDERATED_TOKEN_FILE)";
+
+void identity_set_no_imds_hint(const char *hint) { no_imds_hint = hint; }
 
 const char *identity_imds_base(char *buf, size_t size)
 {
@@ -182,8 +188,10 @@ static int managed_identity(const char *resource, const char *client_id, struct 
 		return err_set(e, EXIT_INTERNAL, "%s: out of memory", what);
 	}
 	const char *headers[] = {"Metadata: true", NULL};
+	/* the tool's --deadline when given, else a minute: IMDS is slow to come up in ACI */
+	long deadline = http_deadline_ms() ? http_deadline_ms() : IMDS_DEADLINE_MS;
 	struct http_request rq = {.what = what, .url = url.data, .headers = headers, .allow_http = 1,
-				  .secret_response = 1, .timeout_ms = 20000, .deadline_ms = 60000};
+				  .secret_response = 1, .timeout_ms = 20000, .deadline_ms = deadline};
 	struct http_response rs;
 	int rc = -1;
 	/* IMDS also answers 404 while its endpoint is updating and 410 for up to 70 s while IMDS itself
@@ -192,14 +200,27 @@ static int managed_identity(const char *resource, const char *client_id, struct 
 	for (int attempt = 1;; attempt++) {
 		if (http_do(&rq, &rs, e) != 0) {
 			sb_free(&url);
+			/* no answer at all: most likely no IMDS here, which is every machine outside Azure */
+			if (e->code == EXIT_NETWORK && strlen(e->msg) + strlen(no_imds_hint) + 40 < sizeof e->msg)
+				snprintf(e->msg + strlen(e->msg), sizeof e->msg - strlen(e->msg),
+					 " (no IMDS answered: %s)", no_imds_hint);
 			return err_wrap(e, "getting a token (no workload identity configured)");
 		}
 		if (rs.status != 404 && rs.status != 410)
 			break;
 		long wait = http_backoff_ms(attempt, http_retry_after_ms(rs.headers));
-		if (http_now_ms() - start + wait > IMDS_UPDATE_DEADLINE_MS)
+		long update_deadline = http_deadline_ms() ? http_deadline_ms() : IMDS_UPDATE_DEADLINE_MS;
+		long elapsed = (long)(http_now_ms() - start);
+		if (elapsed + wait > update_deadline)
 			break;
-		log_info("%s: HTTP %ld (IMDS is updating), retrying in %ld ms", what, rs.status, wait);
+		if (attempt == 1) {
+			char where[300], why[64];
+			http_hostport(url.data, where, sizeof where);
+			snprintf(why, sizeof why, "HTTP %ld (IMDS is updating)", rs.status);
+			http_warn_retrying(what, where, why, update_deadline - elapsed);
+		} else {
+			log_info("%s: HTTP %ld (IMDS is updating), retrying in %ld ms", what, rs.status, wait);
+		}
 		http_response_free(&rs);
 		struct timespec ts = {wait / 1000, (wait % 1000) * 1000000L};
 		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)

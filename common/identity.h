@@ -17,6 +17,10 @@
  * service refused, EXIT_NETWORK when it could not be reached). */
 int identity_token(const char *resource, const char *client_id, struct secbuf *token, struct err *e);
 
+/* The end of the hint when IMDS does not answer at all (every machine outside Azure): how this
+ * tool takes a bearer token instead, e.g. "outside Azure, give the token with --bearer-file FILE". */
+void identity_set_no_imds_hint(const char *hint);
+
 /* The IMDS base URL: $ENCFS_IMDS_ENDPOINT or http://169.254.169.254, without a trailing slash. */
 const char *identity_imds_base(char *buf, size_t size);
 

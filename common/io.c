@@ -1,6 +1,8 @@
 /* Whole-file reads with a cap, and complete writes. */
 #include "io.h"
 
+#include "log.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -80,4 +82,16 @@ int write_all(int fd, const void *buf, size_t len)
 		len -= (size_t)w;
 	}
 	return 0;
+}
+
+void stdin_refuse_tty(const char *what, const char *hint)
+{
+	if (isatty(STDIN_FILENO))
+		die(EXIT_USAGE, "%s: standard input is a terminal (%s)", what, hint);
+}
+
+int stdin_empty(struct err *e, const char *what, const char *hint)
+{
+	return err_set(e, EXIT_CONFIG, "%s: nothing on standard input: did the previous step fail? (%s)",
+		       what, hint);
 }

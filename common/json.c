@@ -524,6 +524,84 @@ int json_bool(const struct json *j, int tok, bool *out)
 	return 0;
 }
 
+static void pretty_indent(struct strbuf *out, int depth)
+{
+	for (int i = 0; i < depth; i++)
+		sb_puts(out, "  ");
+}
+
+/* A string or key as written in the text, quoted, with C1 controls and DEL escaped. */
+static void pretty_string(const struct json *j, int tok, struct strbuf *out)
+{
+	size_t n;
+	const unsigned char *s = (const unsigned char *)json_raw(j, tok, &n);
+	sb_puts(out, "\"");
+	size_t from = 0;
+	for (size_t i = 0; i < n; i++) {
+		int c1 = s[i] == 0xc2 && i + 1 < n && s[i + 1] >= 0x80 && s[i + 1] <= 0x9f;
+		if (!c1 && s[i] != 0x7f)
+			continue;
+		sb_putn(out, (const char *)s + from, i - from);
+		sb_printf(out, "\\u00%02x", c1 ? s[i + 1] : 0x7f);
+		i += (size_t)c1;
+		from = i + 1;
+	}
+	sb_putn(out, (const char *)s + from, n - from);
+	sb_puts(out, "\"");
+}
+
+static void pretty_value(const struct json *j, int tok, int depth, char *path, size_t plen,
+			 json_pretty_hook hook, void *arg, struct strbuf *out)
+{
+	if (hook && hook(j, tok, path, depth, out, arg))
+		return;
+	enum json_type t = json_type(j, tok);
+	if (t == JSON_STRING) {
+		pretty_string(j, tok, out);
+		return;
+	}
+	if (t != JSON_OBJECT && t != JSON_ARRAY) {
+		size_t n;
+		const char *raw = json_raw(j, tok, &n);
+		sb_putn(out, raw, n);
+		return;
+	}
+	int count = json_size(j, tok);
+	if (count == 0) {
+		sb_puts(out, t == JSON_OBJECT ? "{}" : "[]");
+		return;
+	}
+	sb_puts(out, t == JSON_OBJECT ? "{\n" : "[\n");
+	int k = tok + 1;
+	for (int i = 0; i < count; i++) {
+		pretty_indent(out, depth + 1);
+		int val = k;
+		size_t n = 0;
+		if (t == JSON_OBJECT) {
+			const char *key = json_raw(j, k, &n);
+			snprintf(path + plen, 512 - plen, "%s%.*s", plen ? "." : "", (int)n, key);
+			pretty_string(j, k, out);
+			sb_puts(out, ": ");
+			val = k + 1;
+		} else {
+			snprintf(path + plen, 512 - plen, "[%d]", i);
+		}
+		pretty_value(j, val, depth + 1, path, strlen(path), hook, arg, out);
+		path[plen] = '\0';
+		sb_puts(out, i + 1 < count ? ",\n" : "\n");
+		k = json_skip(j, val);
+	}
+	pretty_indent(out, depth);
+	sb_puts(out, t == JSON_OBJECT ? "}" : "]");
+}
+
+void json_pretty(const struct json *j, int tok, int depth, json_pretty_hook hook, void *arg,
+		 struct strbuf *out)
+{
+	char path[512] = "";
+	pretty_value(j, tok, depth, path, 0, hook, arg, out);
+}
+
 void json_path(const struct json *j, int tok, char *buf, size_t size)
 {
 	int chain[JSON_MAX_DEPTH * 2 + 2], n = 0;

@@ -62,6 +62,16 @@ int json_int64(const struct json *j, int tok, int64_t *out);
 int json_uint64(const struct json *j, int tok, uint64_t *out);
 int json_bool(const struct json *j, int tok, bool *out);
 
+/* Writes the value at tok to out as indented JSON (two spaces a level, members in their order),
+ * its strings as the validated text has them, C1 control characters and DEL escaped (\u00XX) so
+ * that nothing reaches a terminal raw.  depth is the indentation of tok's own line.  hook, when
+ * not NULL, is asked first about every value with its path from tok ("a.b[2].c"; "" for tok):
+ * returning 1 it has written that value itself, at that depth. */
+typedef int (*json_pretty_hook)(const struct json *j, int tok, const char *path, int depth,
+				struct strbuf *out, void *arg);
+void json_pretty(const struct json *j, int tok, int depth, json_pretty_hook hook, void *arg,
+		 struct strbuf *out);
+
 /* Writes the path of tok from the root ("a.b[2].c", "(root)" for 0) into buf. */
 void json_path(const struct json *j, int tok, char *buf, size_t size);
 

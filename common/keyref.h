@@ -19,4 +19,16 @@ int key_ref_parse(const char *ref, struct key_ref *out);
  * lowercase.  -1 when there is none or it does not fit. */
 int endpoint_host(const char *endpoint, char *host, size_t size);
 
+/* The one grammar of a service endpoint (Key Vault, Managed HSM, the attestation provider), as
+ * encfs-skr, encfs-attest and encfs-config read it: "HOST", "HOST:PORT" or "https://HOST[:PORT]",
+ * optionally with one trailing "/"; HOST letters, digits, "-" and "." or a bracketed IPv6
+ * address; PORT 1 to 65535.  0, or -1 with the reason in why ("has a path ...", "only https is
+ * allowed", ...), which names no field: the caller does. */
+int endpoint_check(const char *endpoint, char *why, size_t why_size);
+
+/* A Key Vault REST API version as the configuration writes it ("7.4" or "api-version=7.4"): the
+ * version itself (pointing into av), or NULL when it is empty, longer than 31 characters or has
+ * other characters than lowercase letters, digits, "." and "-". */
+const char *api_version_value(const char *av);
+
 #endif

@@ -111,9 +111,11 @@ int rsakey_write_pem(const char *path, EVP_PKEY *pkey, struct err *e)
 	if (fd < 0) {
 		int saved = errno;
 		BIO_free(bio);
-		return err_set(e, EXIT_DEVICE, "writing %s: %s%s", path, strerror(saved),
-			       saved == EEXIST ? " (refusing to overwrite a key file: remove it or choose "
-						 "another name)" : "");
+		/* an existing file is the caller's mistake, as for every tool's output file: exit 2 */
+		if (saved == EEXIST)
+			return err_set(e, EXIT_USAGE, "writing %s: it exists (refusing to overwrite a key "
+				       "file: remove it or choose another name)", path);
+		return err_set(e, EXIT_DEVICE, "writing %s: %s", path, strerror(saved));
 	}
 	int rc = 0;
 	if (len <= 0 || fchmod(fd, 0600) != 0 || write_all(fd, pem, (size_t)len) != 0 || fsync(fd) != 0) {

@@ -21,7 +21,8 @@ int rsakey_derive(EVP_PKEY *pkey, const unsigned char *salt, size_t salt_len, co
 		  unsigned char out[RSAKEY_DERIVED_LEN], struct err *e);
 
 /* Writes pkey as an unencrypted PKCS#8 PEM ("PRIVATE KEY") to a new file path, mode 0600; refuses
- * (EXIT_DEVICE) when path exists or is a symbolic link. */
+ * when path exists or is a symbolic link (EXIT_USAGE, as every tool's existing output file), and
+ * EXIT_DEVICE when it cannot be written. */
 int rsakey_write_pem(const char *path, EVP_PKEY *pkey, struct err *e);
 
 /* Reads a PEM private key (PKCS#8 or traditional RSA) from path, at most RSAKEY_PEM_MAX bytes,

@@ -326,10 +326,34 @@ step() {
 	_why=$(tail -n 1 "$work/stage-$1.err" 2>/dev/null)
 	[ -n "$_why" ] || _why="$2 exited with status $3"
 	[ -z "$_killed" ] || _why="killed by signal $_killed (out of memory? see the kernel log)"
+	_why=$(printf '%s\n' "$_why" | config_terms "$p")
 	_code=$3
 	# a tool killed by a signal, or not found, is an internal error: not a documented status
 	[ "$_code" -le 8 ] || _code=1
+	# every tool's command line is made of configuration fields: one it refuses (exit 2, usage)
+	# is a value of the configuration, and that is exit 3 here, as in encfs-config check
+	[ "$_code" -ne 2 ] || _code=3
 	fail "$_code" "filesystem $_fs: $2: $_why"
+}
+
+# config_terms PREFIX: a tool's line with the options this script gives it named as the
+# configuration fields they come from (PREFIX is the filesystem's, azure_filesystems[N]): the
+# admin of the sidecar edits the configuration, not command lines
+config_terms() {
+	sed -e 's/$/ /' \
+		-e "s#--bearer-file FILE, --bearer-fd N or key.akv.bearer_token#$1.key.akv.bearer_token#g" \
+		-e "s#--bearer-file FILE or --bearer-fd N#$1.key.akv.bearer_token#g" \
+		-e "s#--bearer-file/--bearer-fd#$1.key.akv.bearer_token#g" \
+		-e "s#--akv\\([^a-z-]\\)#$1.key.akv.endpoint\\1#g" \
+		-e "s#--kid\\([^a-z-]\\)#$1.key.kid\\1#g" \
+		-e "s#--api-version\\([^a-z-]\\)#$1.key.akv.api_version\\1#g" \
+		-e "s#--maa\\([^a-z-]\\)#$1.key.authority.endpoint\\1#g" \
+		-e "s#--salt\\([^a-z-]\\)#$1.key_derivation.salt\\1#g" \
+		-e "s#--label\\([^a-z-]\\)#$1.key_derivation.label\\1#g" \
+		-e "s#--private\\([^a-z-]\\)#$1.azure_url_private\\1#g" \
+		-e "s#--client-id\\([^a-z-]\\)#azure_info.identity.client_id\\1#g" \
+		-e "s#--certcache\\([^a-z-]\\)#azure_info.certcache\\1#g" \
+		-e 's/ (see --help)//' -e 's/ $//'
 }
 
 # --- configuration ---------------------------------------------------------------------------

@@ -257,9 +257,9 @@ run "$attest" --bogus
 is "$rc" 2 "an unknown option: exit 2"
 run "$attest" report --certs x
 is "$rc" 2 "an option of another command: exit 2"
-like "$err" "option --certs does not apply here" "... named"
+is "$err" "encfs-attest: usage: --certs does not apply to report (see --help)" "... named, in one usage line"
 run "$attest" --help
 is "$rc" 0 "--help exits 0"
-like "$out" "encfs-attest verify [-v] --certs FILE [--report-data HEX] [--host-data HEX] REPORT" "--help shows the synopsis"
+like "$out" "encfs-attest [-v] verify --certs FILE [--report-data HEX] [--host-data HEX] REPORT" "--help shows the synopsis"
 
 done_testing

@@ -34,7 +34,9 @@ accept() {
 	[ "$rc" -eq 0 ] || diag "$err"
 }
 
-# refuse NAME EXPECTED-MESSAGE-PART [OPTIONS...] < JSON: exit 3 with the message
+# refuse NAME EXPECTED-MESSAGE-PART [OPTIONS...] < JSON: exit 3 with the message; and the sidecar,
+# given the same configuration (and the same switches), says the same and exits the same, before
+# doing anything: what check refuses is exactly what encfs.sh refuses
 refuse() {
 	_name=$1
 	_want=$2
@@ -44,6 +46,9 @@ refuse() {
 	is "$rc" 3 "refused with exit 3: $_name"
 	like "$err" "$_want" "... message names it: $_name"
 	is "$(printf '%s\n' "$err" | wc -l)" 1 "... in one line: $_name"
+	_check="$rc:$err"
+	EncfsSideCarArgs=$(cat "$T/cfg") run sh "$ENCFS_SRC/sh/encfs.sh" "$@"
+	is "$rc:$err" "$_check" "... and encfs.sh says the same, exit 3: $_name"
 }
 
 # --- accepted --------------------------------------------------------------------------------
@@ -186,7 +191,7 @@ refuse "no authority" "azure_filesystems[0].key.authority: missing" <"$T/in"
 printf '%s' "$good" | sed 's#"endpoint": "myvault.vault.azure.net", ##' >"$T/in"
 refuse "no vault endpoint" "azure_filesystems[0].key.akv.endpoint: missing" <"$T/in"
 printf '%s' "$good" | sed 's#"myvault.vault.azure.net"#"my vault"#' >"$T/in"
-refuse "vault endpoint not a host" 'azure_filesystems[0].key.akv.endpoint: "my vault" is not a host name or URL' <"$T/in"
+refuse "vault endpoint not a host" 'azure_filesystems[0].key.akv.endpoint: "my vault" has " ", which a host name cannot have' <"$T/in"
 printf '%s' "$good" | sed 's#"EncryptedFilesystemsKey"#""#' >"$T/in"
 refuse "empty kid" "azure_filesystems[0].key.kid: is empty" <"$T/in"
 printf '%s' "$good" | sed 's#"mount_point": "/mnt/remote/share",#"mount_point": "/mnt/remote/share", "mount_point": "/mnt/x",#' >"$T/in"
@@ -201,6 +206,67 @@ refuse "invalid UTF-8" "config: invalid JSON at byte 45: invalid UTF-8 lead byte
 refuse "nesting too deep" "nested too deeply" <"$T/in"
 printf '%s' "$good" | sed 's#"EncryptedFilesystemsKey"#"<key-vault-akv-key-identifier>"#' >"$T/in"
 refuse "a placeholder left in" 'azure_filesystems[0].key.kid: "<key-vault-akv-key-identifier>" is a placeholder from the example' <"$T/in"
+
+# what the tools of the sidecar would refuse later, refused here (and so by encfs.sh first)
+printf '%s' "$good" | sed 's#"myvault.vault.azure.net"#"https://myvault.vault.azure.net/keys"#' >"$T/in"
+refuse "vault endpoint with a path" 'azure_filesystems[0].key.akv.endpoint: "https://myvault.vault.azure.net/keys" has a path' <"$T/in"
+printf '%s' "$good" | sed 's#"myvault.vault.azure.net"#"myvault.vault.azure.net/"#' >"$T/in"
+accept "vault endpoint with only a trailing slash" <"$T/in"
+printf '%s' "$good" | sed 's#"myvault.vault.azure.net"#"myvault.vault.azure.net:99999"#' >"$T/in"
+refuse "vault endpoint with a bad port" 'azure_filesystems[0].key.akv.endpoint: "myvault.vault.azure.net:99999" has a bad port' <"$T/in"
+printf '%s' "$good" | sed 's#"sharedeus2.eus2.attest.azure.net"#"https://sharedeus2.eus2.attest.azure.net/attest/SevSnpVm"#' >"$T/in"
+refuse "authority endpoint URL with a path" 'azure_filesystems[0].key.authority.endpoint: "https://sharedeus2.eus2.attest.azure.net/attest/SevSnpVm" has a path' <"$T/in"
+refuse "authority endpoint over http, even with --allow-http" 'azure_filesystems[0].key.authority.endpoint: "http://127.0.0.1:8443" only https is allowed' --allow-http <<'EOF2'
+{"azure_filesystems": [{"mount_point": "/mnt/a", "azure_url": "http://127.0.0.1:10000/devstoreaccount1/c/b",
+  "key": {"kid": "k", "authority": {"endpoint": "http://127.0.0.1:8443"}, "akv": {"endpoint": "https://127.0.0.1:8444"}}}]}
+EOF2
+printf '%s' "$good" | sed 's#/private-container/encfs.img#/private-container#' >"$T/in"
+refuse "azure_url naming a container only" 'azure_filesystems[0].azure_url: "https://account.blob.core.windows.net/private-container" names no blob' <"$T/in"
+printf '%s' "$good" | sed 's#/private-container/encfs.img#/private-container/#' >"$T/in"
+refuse "azure_url naming a container with a slash" 'azure_filesystems[0].azure_url: "https://account.blob.core.windows.net/private-container/" names no blob' <"$T/in"
+printf '%s' "$good" | sed 's#/private-container/encfs.img#/private-container/encfs.img?sv=2022\&sig=c2VjcmV0#' >"$T/in"
+accept "azure_url with a SAS query" <"$T/in"
+printf '%s' "$good" | sed 's#/private-container/encfs.img#/private-container/?sv=2022\&sig=c2VjcmV0#' >"$T/in"
+refuse "azure_url naming no blob, with a SAS query" 'azure_filesystems[0].azure_url: "https://account.blob.core.windows.net/private-container/?<query hidden>" names no blob' <"$T/in"
+unlike "$err" "c2VjcmV0" "... and the SAS signature is not in the message"
+printf '%s' "$good" | sed 's#/private-container/encfs.img#/private-container/encfs.img\#x#' >"$T/in"
+refuse "azure_url with a fragment" 'azure_filesystems[0].azure_url: "https://account.blob.core.windows.net/private-container/encfs.img#x" has a #fragment' <"$T/in"
+printf '%s' "$good" | sed 's#"EncryptedFilesystemsKey"#"my key"#' >"$T/in"
+refuse "kid not a key name" 'azure_filesystems[0].key.kid: "my key" is not a key name' <"$T/in"
+printf '%s' "$good" | sed 's#"EncryptedFilesystemsKey"#"https://myvault.vault.azure.net/keys/fskey/0123abc"#' >"$T/in"
+accept "kid as a key identifier of the vault" <"$T/in"
+printf '%s' "$good" | sed 's#"EncryptedFilesystemsKey"#"https://other.vault.azure.net/keys/fskey"#' >"$T/in"
+refuse "kid as a key identifier of another vault" 'azure_filesystems[0].key.kid: "https://other.vault.azure.net/keys/fskey" is a key of other.vault.azure.net, not of the vault key.akv.endpoint myvault.vault.azure.net' <"$T/in"
+printf '%s' "$good" | sed 's#"api-version=7.4"#"7.4 beta"#' >"$T/in"
+refuse "api_version not a version" 'azure_filesystems[0].key.akv.api_version: "7.4 beta" is not an API version' <"$T/in"
+printf '%s' "$good" | sed 's#"eyJhbGciOiJub25lIn0.eyJhdWQiOiJ4In0.c2lnbmF0dXJl"#"eyJhbGciOiJub25lIn0 c2lnbmF0dXJl"#' >"$T/in"
+refuse "bearer_token with a space" 'azure_filesystems[0].key.akv.bearer_token: is not a token' <"$T/in"
+unlike "$err" "c2lnbmF0dXJl" "... and the token is not in the message"
+printf '%s' "$good" | sed "s#\"92a631483ca875aad7e2477da755d58c\"#\"$(head -c 257 /dev/zero | od -v -An -tx1 | tr -d ' \n')\"#" >"$T/in"
+refuse "salt longer than 256 bytes" 'azure_filesystems[0].key_derivation.salt: salt is 257 bytes; at most 256 are allowed' <"$T/in"
+printf '%s' "$good" | sed 's#"identity": {"client_id"#"certcache": {"endpoint_type": "AMD"}, "identity": {"client_id"#' >"$T/in"
+refuse "certcache without an endpoint" "azure_info.certcache.endpoint: missing" <"$T/in"
+printf '%s' "$good" | sed 's#"identity": {"client_id"#"certcache": {"endpoint_type": "AMD", "endpoint": "http://kds.example"}, "identity": {"client_id"#' >"$T/in"
+refuse "certcache endpoint over http" 'azure_info.certcache.endpoint: "http://kds.example" is not https' <"$T/in"
+printf '%s' "$good" | sed 's#"identity": {"client_id"#"certcache": {"endpoint_type": "AMD", "endpoint": "kdsintf.amd.com", "tee_type": "Milan"}, "identity": {"client_id"#' >"$T/in"
+accept "certcache as upstream writes it" <"$T/in"
+
+# a misspelt field: one warning naming the field meant, from check only; the sidecar, which asks
+# for every field, repeats it no more (it then stops at the mount point, which exists)
+printf '%s' "$good" | sed "s#\"azure_url_private\": true#\"azure_url_privat\": true#; s#\"/mnt/remote/share\"#\"$T\"#" >"$T/cfg"
+run encfs-config -f "$T/cfg" check
+is "$rc:$err" "0:encfs-config: warning: config: azure_filesystems[0].azure_url_privat: unknown field, ignored (did you mean azure_url_private?)" \
+	"a misspelt field: one warning naming the nearest known field"
+run encfs-config -f "$T/cfg" get 'azure_filesystems[0].mount_point'
+is "$rc:$err" "0:" "... which get does not repeat"
+EncfsSideCarArgs=$(cat "$T/cfg") run sh "$ENCFS_SRC/sh/encfs.sh"
+is "$rc:$err" "3:encfs-config: warning: config: azure_filesystems[0].azure_url_privat: unknown field, ignored (did you mean azure_url_private?)
+encfs.sh: config: azure_filesystems[0].mount_point: $T already exists (it must be free: the sidecar creates it as a link)" \
+	"... and encfs.sh shows it once"
+printf '%s' "$good" | sed 's#"read_write": false,#"read_write": false, "frobnicate": 1,#' >"$T/cfg"
+run encfs-config -f "$T/cfg" check
+is "$rc:$err" "0:encfs-config: warning: config: azure_filesystems[0].frobnicate: unknown field, ignored (check its spelling)" \
+	"a field like none: no guess"
 
 run env -u EncfsSideCarArgs encfs-config check
 is "$rc" 3 "no configuration at all: exit 3"
@@ -241,8 +307,29 @@ LogLevel=debug encfs-config -f "$T/good.json" check 2>"$T/log"
 unlike "$(cat "$T/log")" "c2lnbmF0dXJl" "no log line holds the bearer token's signature"
 
 run encfs-config --bogus check
-is "$rc" 2 "an unknown option is a usage error (exit 2)"
+is "$rc:$err" "2:encfs-config: usage: unknown option --bogus (see --help)" "an unknown option is a usage error (exit 2), in one line"
+run encfs-config -f
+is "$rc:$err" "2:encfs-config: usage: -f needs a value (see --help)" "an option without its value, named"
 run encfs-config -f "$T/good.json" frobnicate
-is "$rc" 2 "an unknown command is a usage error"
+is "$rc:$err" "2:encfs-config: usage: unknown command frobnicate (check, count or get PATH) (see --help)" "an unknown command is a usage error"
+run encfs-config -f "$T/good.json" check extra
+is "$rc:$err" "2:encfs-config: usage: unexpected argument extra (check takes no argument) (see --help)" "an unexpected argument is named"
+run encfs-config -v -f "$T/good.json" --verbose check -v
+is "$rc:$err" "0:encfs-config: info: config: 1 filesystem, valid" "-v and --verbose, before and after the command"
+
+# standard input: never a terminal, never empty
+if command -v script >/dev/null 2>&1; then
+	script -qec "encfs-config -f - check" /dev/null </dev/null >"$T/tty.out" 2>&1
+	rc=$?
+	is "$rc:$(tr -d '\r' <"$T/tty.out")" "2:encfs-config: config: reading standard input: standard input is a terminal (pipe the configuration in, give -f FILE, or set EncfsSideCarArgs)" \
+		"-f - with a terminal on standard input: refused at once, with a hint"
+else
+	skip "script(1) not installed"
+fi
+run encfs-config -f - check </dev/null
+is "$rc:$err" "3:encfs-config: config: reading standard input: nothing on standard input: did the previous step fail? (pipe the configuration in)" \
+	"-f - with nothing on standard input: exit 3, naming the likely cause"
+run encfs-config -f - check <"$T/good.json"
+is "$rc" 0 "-f - reads a configuration from a pipe"
 
 done_testing

@@ -209,7 +209,29 @@ payload=$(cryptsetup luksDump "$T/luks1.img" | sed -n 's/^Payload offset:[[:spac
 	"$T/luks1.img"
 check "LUKS1 aes-xts-plain64, pbkdf2-sha256" "$T/luks1.img" "$T/key"
 run encfs-dmsetup dump "$T/luks1.img"
-like "$out" "Version:       	1" "LUKS1 dump says version 1"
+cryptsetup luksDump "$T/luks1.img" >"$T/cs-dump1.txt" 2>&1
+is "$rc:$out" "0:$(cat "$T/cs-dump1.txt")" "LUKS1 dump: what cryptsetup luksDump prints, byte for byte"
+
+# LUKS2 dump with tokens: listed as cryptsetup lists them (type, keyring description, keyslots)
+if cryptsetup token add --key-description "encfs test key" --key-slot 1 "$T/slots.img" >"$T/cs.log" 2>&1 &&
+	printf '{"type":"encfs-test","keyslots":["0","2"],"note":"x"}' |
+	cryptsetup token import --token-id 3 "$T/slots.img" >>"$T/cs.log" 2>&1; then
+	run encfs-dmsetup dump "$T/slots.img"
+	cryptsetup luksDump "$T/slots.img" >"$T/cs-dump2.txt" 2>&1
+	is "$rc:$out" "0:$(cat "$T/cs-dump2.txt")" "LUKS2 dump with two tokens: what cryptsetup luksDump prints, byte for byte"
+	like "$out" "Tokens:
+  0: luks2-keyring
+	Key description: encfs test key
+	Keyslot:    1
+  3: encfs-test
+	Keyslot:    0
+	Keyslot:    2
+Digests:" "... the tokens listed, not counted"
+else
+	diag "$(cat "$T/cs.log")"
+	ok 1 "cryptsetup added tokens to a LUKS2 image"
+	skip "no tokens"
+fi
 
 # dump --json: one JSON object; LUKS2 carries the header's own JSON under "metadata"
 encfs-dmsetup dump --json "$T/essiv.img" >"$T/d.json"

@@ -244,11 +244,11 @@ variant newer 'seq += 1; label = b"second"' secondary
 run encfs-dmsetup dump "$T/v.img"
 like "$out" "Label:         	second" "secondary with the higher seqid wins"
 variant older 'seq -= 1; label = b"second"' secondary
-run encfs-dmsetup dump "$T/v.img"
-like "$out" "Header copy:   	primary" "secondary with a lower seqid loses"
+run encfs-dmsetup dump --json "$T/v.img"
+like "$out" '"header_copy":"primary"' "secondary with a lower seqid loses"
 variant badjson2 'seq += 1; j["segments"]["0"]["offset"] = "x"' secondary
-run encfs-dmsetup dump "$T/v.img"
-like "$out" "Header copy:   	primary" "a newer secondary that fails validation is not used"
+run encfs-dmsetup dump --json "$T/v.img"
+like "$out" '"header_copy":"primary"' "a newer secondary that fails validation is not used"
 # The cost policy (encfs-dmsetup(1), LIMITS): defaults, options that lower and raise them, and
 # the total time spent on keyslots.  A refusal names the keyslot and the limit.
 refused_cost() { # refused_cost NAME IMG OPTIONS EXIT SUBSTRING

@@ -15,13 +15,14 @@ unset LogLevel LogFile
 tap_n=0
 tap_failed=0
 
-ok() { # ok CONDITION-EXIT-STATUS DESCRIPTION
+ok() { # ok CONDITION-EXIT-STATUS DESCRIPTION (a description ending in "# TODO why" is TAP's
+	# expected failure: reported, not counted)
 	tap_n=$((tap_n + 1))
 	if [ "$1" -eq 0 ]; then
 		echo "ok $tap_n - $2"
 	else
 		echo "not ok $tap_n - $2"
-		tap_failed=$((tap_failed + 1))
+		case $2 in *"# TODO "*) ;; *) tap_failed=$((tap_failed + 1)) ;; esac
 	fi
 }
 

@@ -5,12 +5,15 @@
 # transcript: "$ command" lines (continued by a trailing \ or |, or by a here-document up to its
 # EOF line), each followed by the lines it prints, standard error included.
 # shellcheck disable=SC1091,SC2154 # lib.sh is found at run time; it sets out, err and rc
+# (the test directory in memory, as TRYING IT LOCALLY asks: the examples' wrapping keys go there)
+[ -d /dev/shm ] && [ -w /dev/shm ] && TMPDIR=/dev/shm && export TMPDIR
 . "$ENCFS_SRC/test/lib.sh"
 
-# block PAGE N: the Nth literal block (from 1) of PAGE's EXAMPLES section, mdoc escapes undone
+# block PAGE N [SECTION]: the Nth literal block (from 1) of PAGE's EXAMPLES section (or SECTION),
+# mdoc escapes undone
 block() {
-	awk -v want="$2" '
-		/^\.Sh / { inex = ($0 == ".Sh EXAMPLES") }
+	awk -v want="$2" -v sect=".Sh ${3:-EXAMPLES}" '
+		/^\.Sh / { inex = ($0 == sect) }
 		inex && /^\.Bd -literal/ { n++; on = (n == want); next }
 		/^\.Ed/ { on = 0; next }
 		on { gsub(/\\e/, "\\"); gsub(/\\-/, "-"); gsub(/\\&/, ""); print }
@@ -116,6 +119,70 @@ if PATH=$PATH:/usr/sbin:/sbin command -v mke2fs >/dev/null 2>&1; then
 	example encfs.7 1 "an image and its key check value, confirmed by encfs-dmsetup"
 else
 	skip "mke2fs not installed: encfs(7) example"
+fi
+
+# --- TRYING IT LOCALLY (encfs.sh(1)) and the examples that use it ---------------------------------
+# The section's commands are run as the page writes them, with two changes a test needs: each
+# service gets a free port instead of the page's (the later commands and what the examples print
+# are mapped between the two), and /tmp/encfs-try is this test's directory.  Azurite is left out:
+# no example here needs it (the encfs-fetch tests start it).  Then the examples of encfs-skr(1),
+# encfs-attest(1) and encfs-unwrap(1) that use the services run, in that order, in one directory.
+
+# commands FILE: the "$ " commands of a transcript, one per line (continuations joined)
+commands() {
+	awk '
+		cont { line = line " " $0; sub(/^ +/, " ", line) }
+		!cont && /^\$ / { line = substr($0, 3) }
+		!cont && !/^\$ / { next }
+		{ cont = line ~ /[\\|]$/; if (line ~ /\\$/) sub(/ *\\$/, "", line) }
+		!cont { print line; line = "" }
+	' "$1"
+}
+portmap=""
+map_ports() { # the text on stdin with the page's ports as this test's
+	_s=""
+	for _pair in $portmap; do
+		_s="$_s s/${_pair%%=*}/${_pair#*=}/g;"
+	done
+	sed "${_s:-p;d}"
+}
+mkdir -p "$T/try"
+local_ok=0
+if "$PYTHON" -c 'import cryptography' 2>/dev/null; then
+	cd "$T/work" || bail "no work directory"
+	for n in 1 2; do
+		block encfs.sh.1 "$n" "TRYING IT LOCALLY" >"$T/try$n.block"
+		commands "$T/try$n.block" >"$T/try$n.cmds"
+		while IFS= read -r c; do
+			c=$(printf '%s\n' "$c" | sed "s#/tmp/encfs-try#$T/try#g; s#\$PWD/test/fakes#$ENCFS_SRC/test/fakes#g" | map_ports)
+			case $c in
+			"export PATH="*) ;;
+			"cd \"\$(mktemp -d /dev/shm/"*) ;; # this test's directory, in memory too
+			*azurite*) diag "not started here: $c" ;;
+			*" &")
+				_port=$(printf '%s\n' "$c" | sed -n 's/.* --port \([0-9][0-9]*\).*/\1/p')
+				_cmd=$(printf '%s\n' "$c" | sed 's/ --port [0-9][0-9]*//; s/ &$//')
+				_name=$(printf '%s\n' "$_cmd" | sed 's#.*/\([a-z]*\)\.py.*#\1#')
+				eval "start_service $_name $_cmd"
+				portmap="$portmap $_port=$port"
+				;;
+			*) eval "$c" || local_ok=1 ;;
+			esac
+		done <"$T/try$n.cmds"
+	done
+	cd "$ENCFS_SRC" || bail "no source tree"
+	ok "$local_ok" "encfs.sh.1 TRYING IT LOCALLY: the services and the evidence start as written"
+	is "$(echo "$portmap" | wc -w)" 3 "... MAA, the vault and IMDS"
+	unmap="$(for _pair in $portmap; do printf 's/:%s/:%s/g;' "${_pair#*=}" "${_pair%%=*}"; done)"
+	normal="$unmap"'s#/keys/fskey/[0-9a-f]\{32\}#/keys/fskey/8b6e0f9c2d4a4e3f9a1b2c3d4e5f6071#g'
+	normal="$normal;"'s/issued .* UTC and is valid until .* UTC, .* from now$/issued 2026-12-02 06:00:00 UTC and is valid until 2026-12-02 14:00:00 UTC, 8 h 0 min from now/'
+	example encfs-skr.1 4 "import against the test vault: the key check value" "$normal"
+	example encfs-skr.1 5 "policy: the stored release policy" "$normal"
+	example encfs-skr.1 6 "a 403 names the claim the token lacks" "$normal"
+	example encfs-attest.1 4 "show: the claims of a token, and its validity" "$normal"
+	example encfs-unwrap.1 4 "show: the policy inside a release; the same key check value" "$normal"
+else
+	for n in 1 2 3 4 5 6 7; do skip "python3-cryptography absent: the test services cannot run"; done
 fi
 
 done_testing

@@ -233,8 +233,8 @@ like "$err" "warning: a fresh oct-HSM key was imported and kept nowhere else" \
 run encfs-skr --akv "$VAULT" --kid wronghost <"$T/token"
 is "$rc" 5 "a release policy whose hostdata is not the token's: exit 5"
 like "$err" "HTTP 403: Forbidden: " "403 with the vault's code and message"
-like "$err" "x-ms-sevsnpvm-hostdata with the security policy digest" "the hint names the hostdata claim"
-like "$err" "x-ms-sevsnpvm-hostdata=$HOSTDATA" "and shows the token's hostdata to compare"
+like "$err" "the policy wants x-ms-sevsnpvm-hostdata=0000000000000000000000000000000000000000000000000000000000000000 (the token has this container group's security policy digest $HOSTDATA)" \
+	"the hint compares the stored policy's hostdata with the token's"
 is "$(printf '%s\n' "$err" | wc -l)" 1 "one line"
 is "$out" "" "no release response"
 
@@ -290,16 +290,16 @@ done
 
 # --- bad input and command lines ---------------------------------------------------------------
 run encfs-skr --akv "$VAULT" --kid fskey </dev/null
-like "$rc:$err" "3:encfs-skr: reading the attestation token: standard input is empty" "empty stdin: exit 3"
+is "$rc:$err" "3:encfs-skr: reading the attestation token: nothing on standard input: did the previous step fail? (pipe encfs-attest's output in)" "empty stdin: exit 3, naming the likely cause"
 printf 'hello world\n' >"$T/garbage"
 run encfs-skr --akv "$VAULT" --kid fskey <"$T/garbage"
 like "$rc:$err" "3:encfs-skr: reading the attestation token: standard input is not a JWT" "not a token: exit 3"
 run encfs-skr --akv "$VAULT" <"$T/token"
-like "$rc:$err" "2:encfs-skr: bad command line: --kid" "no --kid: exit 2"
+is "$rc:$err" "2:encfs-skr: usage: --kid NAME[/VERSION] is required (see --help)" "no --kid: exit 2"
 run encfs-skr --akv "$VAULT" --kid fskey --enc AES <"$T/token"
-like "$rc:$err" "2:encfs-skr: bad command line: --enc AES is not one of" "an unknown --enc: exit 2"
+like "$rc:$err" "2:encfs-skr: usage: --enc AES is not one of" "an unknown --enc: exit 2"
 run encfs-skr --akv "$VAULT" --kid fskey --bearer-fd 0 <"$T/token"
-like "$rc:$err" "2:encfs-skr: bad command line: standard input is the attestation token" "--bearer-fd 0: exit 2"
+like "$rc:$err" "2:encfs-skr: usage: standard input is the attestation token" "--bearer-fd 0: exit 2"
 run encfs-skr --akv http://"$VAULT" --kid fskey <"$T/token"
 like "$rc:$err" "3:encfs-skr: vault endpoint http://$VAULT: only https is allowed" "plain http: exit 3"
 run encfs-skr --akv "$VAULT" --kid 'a b' <"$T/token"
@@ -370,12 +370,12 @@ is "$rc:$(od -An -tx1 "$T/fresh.key" | tr -d ' \n')" "0:$(jget "$T/fresh.out" ke
 requests "$VAULT" "$T/req.json"
 n_put=$("$PYTHON" -c 'import json, sys; print(sum(r["method"] == "PUT" for r in json.load(open(sys.argv[1]))))' "$T/req.json")
 run encfs-skr import -c "$T/ik-hex.json" --keyfile-out "$T/fresh.key"
-like "$rc:$err" "8:encfs-skr: writing $T/fresh.key: File exists" "an existing --keyfile-out is refused"
+is "$rc:$err" "2:encfs-skr: writing $T/fresh.key: it exists (refusing to overwrite a key file: remove it or choose another name)" "an existing --keyfile-out is refused: exit 2, as every existing output file"
 requests "$VAULT" "$T/req.json"
 is "$("$PYTHON" -c 'import json, sys; print(sum(r["method"] == "PUT" for r in json.load(open(sys.argv[1]))))' "$T/req.json")" \
 	"$n_put" "before anything is imported"
 run encfs-skr import -c "$T/ik-rsa.json" --key-file "$T/oct.bin"
-like "$rc:$err" "2:encfs-skr: bad command line: --key-hex and --key-file are for oct-HSM keys" "--key-file with RSA-HSM: exit 2"
+like "$rc:$err" "2:encfs-skr: usage: --key-hex and --key-file are for oct-HSM keys" "--key-file with RSA-HSM: exit 2"
 run encfs-skr import -c "$T/ik-hex.json" --key-file "$T/rsa.out"
 like "$rc:$err" "3:encfs-skr: key: $T/rsa.out holds" "a key file that is not 32 raw bytes: exit 3"
 sed 's/"equals": "false"/"equals": false/' "$T/ik-hex.json" >"$T/ik-bool.json"
@@ -383,7 +383,7 @@ run encfs-skr import -c "$T/ik-bool.json"
 like "$rc:$err" "3:encfs-skr: import configuration: claims[0][2].equals is a boolean, not a string (write it as a string" \
 	"a claim value that is not a string is named (upstream's format has strings)"
 run encfs-skr import -c "$T/ik-hex.json" --akv "$VAULT"
-like "$rc:$err" "2:encfs-skr: bad command line: import reads the vault" "--akv with import: exit 2"
+like "$rc:$err" "2:encfs-skr: usage: import reads the vault" "--akv with import: exit 2"
 if [ -f "$SHARED/testdata/importkeyconfig.upstream.json" ]; then
 	run encfs-skr import -c "$SHARED/testdata/importkeyconfig.upstream.json"
 	like "$rc:$err" "3:encfs-skr: import configuration: key.kid still holds the template placeholder <key-vault-key-identifier>" \

@@ -95,16 +95,16 @@ print(list(j), sorted(k), k["kty"], k["e"], n == pub.n, pub.n.bit_length(), k["k
 	"stdout: a JWK set of the RSA-2048 public key, kid = RFC 7638 thumbprint, key_ops [encrypt]"
 like "$(head -1 "$T/shm/k.pem")" "-----BEGIN PRIVATE KEY-----" "the private half is PKCS#8 PEM"
 run encfs-unwrap keygen --private "$T/shm/k.pem"
-like "$rc:$err" "8:encfs-unwrap: generating the wrapping key: writing $T/shm/k.pem: File exists" \
-	"an existing private key file is refused"
+is "$rc:$err" "2:encfs-unwrap: generating the wrapping key: writing $T/shm/k.pem: it exists (refusing to overwrite a key file: remove it or choose another name)" \
+	"an existing private key file is refused: exit 2, as every existing output file"
 is "$out" "" "and no JWK set is printed"
 ln -s "$T/elsewhere" "$T/shm/link.pem"
 run encfs-unwrap keygen --private "$T/shm/link.pem"
-is "$rc:$([ -e "$T/elsewhere" ] && echo followed)" "8:" "a symbolic link is not followed"
+is "$rc:$([ -e "$T/elsewhere" ] && echo followed)" "2:" "a symbolic link is not followed"
 run encfs-unwrap keygen --private "$T/k3.pem"
 like "$err" "is not on a tmpfs" "a private key file off tmpfs gets a warning"
 run encfs-unwrap keygen --private "$T/shm/k2.pem" --salt 00
-like "$rc:$err" "2:encfs-unwrap: bad command line: keygen takes only --private" "keygen with unwrap options: exit 2"
+is "$rc:$err" "2:encfs-unwrap: usage: keygen takes only --private and -v (see --help)" "keygen with unwrap options: exit 2"
 
 # --- the chain: each key type, algorithm and endpoint kind --------------------------------------
 # a NUL first and a newline last: key bytes must pass through every pipe and file untouched
@@ -147,9 +147,12 @@ salt="" label=""
 chain "$VAULT" rsaplain
 is "${chain_rc:-ok}:$(hexof "$T/key")" "ok:$(hkdf "$T/rsa.pem" "" "Symmetric Encryption Key")" \
 	"RSA-HSM with no salt and no label: HKDF with an empty salt and the default label"
+is "$(grep '^encfs-unwrap.*salt' "$T/chain.err")" "encfs-unwrap: warning: the RSA-HSM key was derived without a salt (no --salt, that is no key_derivation.salt in the configuration): a key imported with a salt gives another key this way" \
+	"... said at the default level: derived without a salt"
 salt=01 label=""
 chain "$VAULT" rsaplain
 unlike "$(hexof "$T/key")" "$(hkdf "$T/rsa.pem" "" "Symmetric Encryption Key")" "another salt gives another key"
+unlike "$(cat "$T/chain.err")" "without a salt" "... and with a salt, no word about it"
 
 # --- one release response to tamper with ------------------------------------------------------
 encfs-unwrap keygen --private "$T/shm/t.pem" 2>/dev/null |
@@ -214,10 +217,10 @@ refused as-is "release response: it is version $gver of the key octkey, not 0123
 run_to "$T/key" encfs-unwrap --private "$T/shm/t.pem" --kid "https://$VAULT/keys/octkey" <"$T/good.jws"
 is "$rc:$(hexof "$T/key")" "0:$WANT_OCT" "--kid as a key URL names the vault, as --akv does"
 run_to "$T/out" encfs-unwrap --private "$T/shm/t.pem" --akv "$HSM" --kid "https://$VAULT/keys/octkey" <"$T/good.jws"
-is "$rc:$(wc -c <"$T/out"):$err" "2:0:encfs-unwrap: bad command line: --kid https://$VAULT/keys/octkey is in myvault.vault.localhost, not in the --akv vault myhsm.managedhsm.localhost" \
+is "$rc:$(wc -c <"$T/out"):$err" "2:0:encfs-unwrap: usage: --kid https://$VAULT/keys/octkey is in myvault.vault.localhost, not in the --akv vault myhsm.managedhsm.localhost (see --help)" \
 	"a --kid URL of another vault than --akv: exit 2"
 run_to "$T/out" encfs-unwrap --private "$T/shm/t.pem" --akv "$VAULT" --kid 'a b' <"$T/good.jws"
-like "$rc:$(wc -c <"$T/out"):$err" "2:0:encfs-unwrap: bad command line: --kid a b: " "a bad --kid: exit 2"
+like "$rc:$(wc -c <"$T/out"):$err" "2:0:encfs-unwrap: usage: --kid a b: " "a bad --kid: exit 2"
 { cat "$T/good.jws"; printf '\000trailing'; } >"$T/nul.jws"
 run_to "$T/out" encfs-unwrap --private "$T/shm/t.pem" --akv "$VAULT" <"$T/nul.jws"
 is "$rc:$(wc -c <"$T/out"):$err" "3:0:encfs-unwrap: reading the release response: standard input holds a NUL byte (it is not a JWS)" \
@@ -239,11 +242,11 @@ printf 'not a jws\n' >"$T/junk"
 run_to "$T/out" encfs-unwrap --private "$T/shm/t.pem" --akv "$VAULT" <"$T/junk"
 is "$rc:$(wc -c <"$T/out"):$err" "7:0:encfs-unwrap: release response: not a compact JWS (three base64url parts separated by dots)" "junk on stdin"
 run encfs-unwrap --private "$T/shm/t.pem" --akv "$VAULT" </dev/null
-like "$rc:$err" "3:encfs-unwrap: reading the release response: standard input is empty" "empty stdin: exit 3"
+is "$rc:$err" "3:encfs-unwrap: reading the release response: nothing on standard input: did the previous step fail? (pipe encfs-skr's output in)" "empty stdin: exit 3, naming the likely cause"
 run encfs-unwrap --private "$T/nonexistent.pem" --akv "$VAULT" <"$T/good.jws"
 like "$rc:$err" "3:encfs-unwrap: reading the private key $T/nonexistent.pem: No such file" "a missing private key: exit 3"
 run encfs-unwrap --private "$T/shm/t.pem" --akv "$VAULT" --salt xyz <"$T/good.jws"
-like "$rc:$err" "2:encfs-unwrap: bad command line: --salt is not hex" "a bad --salt: exit 2"
+like "$rc:$err" "2:encfs-unwrap: usage: --salt is not hex" "a bad --salt: exit 2"
 if command -v script >/dev/null 2>&1; then
 	run_to "$T/tty.out" script -qec "encfs-unwrap --private '$T/shm/t.pem' --akv '$VAULT' <'$T/good.jws'" /dev/null
 	like "$rc:$(cat "$T/tty.out")" "2:encfs-unwrap: writing the key: standard output is a terminal; refusing to show key bytes" \

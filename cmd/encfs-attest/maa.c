@@ -1,6 +1,8 @@
 /* The MAA attest call. */
 #include "maa.h"
 
+#include "keyref.h"
+
 #include "encode.h"
 #include "http.h"
 #include "json.h"
@@ -8,31 +10,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define MAA_MAX_RESPONSE (256u << 10) /* a token is a few KiB */
 
 int maa_base_url(const char *endpoint, char *out, size_t size, struct err *e)
 {
+	char why[200];
+	if (endpoint_check(endpoint, why, sizeof why) != 0)
+		return err_set(e, EXIT_USAGE, "--maa %s: %s", endpoint, why);
 	const char *host = endpoint;
-	if (strncmp(host, "https://", 8) == 0)
+	if (strncasecmp(host, "https://", 8) == 0)
 		host += 8;
-	else if (strstr(host, "://"))
-		return err_set(e, EXIT_USAGE, "--maa %s: only https is allowed (give host[:port] or https://host[:port])",
-			       endpoint);
-	size_t n = strlen(host);
-	if (n > 0 && host[n - 1] == '/')
-		n--;
-	if (n == 0 || n >= 256)
-		return err_set(e, EXIT_USAGE, "--maa: empty or overlong endpoint");
-	for (size_t i = 0; i < n; i++) {
-		char c = host[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-		      c == '-' || c == ':' || c == '[' || c == ']'))
-			return err_set(e, EXIT_USAGE,
-				       "--maa %s: not a host[:port] (the attestation provider's endpoint, "
-				       "e.g. sharedeus.eus.attest.azure.net)",
-				       endpoint);
-	}
+	size_t n = strcspn(host, "/");
 	snprintf(out, size, "https://%.*s", (int)n, host);
 	return 0;
 }

@@ -1,10 +1,12 @@
 /* encfs-attest: an SEV-SNP attestation report for the runtime data on stdin, the evidence the
  * container group was given, and the MAA token for them.  See encfs-attest(1). */
+#include "cli.h"
 #include "encode.h"
 #include "evidence.h"
 #include "http.h"
 #include "io.h"
 #include "json.h"
+#include "jwt.h"
 #include "log.h"
 #include "maa.h"
 #include "report.h"
@@ -20,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define RUNTIME_DATA_MAX (64u << 10) /* a JWK set is about 500 bytes */
@@ -27,10 +30,11 @@
 
 static const char usage_text[] =
 	"usage: encfs-attest [-v] [--cacert FILE] [--maa ENDPOINT] [--certcache JSON] [--fake-report]\n"
-	"                    < runtime-data > token\n"
-	"       encfs-attest report [-v] [--fake-report] [--hex] < runtime-data\n"
-	"       encfs-attest verify [-v] --certs FILE [--report-data HEX] [--host-data HEX] REPORT\n"
-	"       encfs-attest policy-digest [-v] [FILE | -]\n"
+	"                    [--deadline SECONDS] < runtime-data > token\n"
+	"       encfs-attest [-v] report [--fake-report] [--hex] < runtime-data\n"
+	"       encfs-attest [-v] verify --certs FILE [--report-data HEX] [--host-data HEX] REPORT\n"
+	"       encfs-attest [-v] policy-digest [FILE | -]\n"
+	"       encfs-attest [-v] show < token\n"
 	"       encfs-attest -h | --help\n"
 	"\n"
 	"options:\n"
@@ -40,12 +44,14 @@ static const char usage_text[] =
 	"                        \"api_version\"}); default: IMDS THIM\n"
 	"  --fake-report         an unsigned report in the upstream sidecar's fake layout (tests\n"
 	"                        only: a real MAA rejects it)\n"
+	"  --deadline SECONDS    how long a request may keep failing before it is an error\n"
+	"                        (default 120)\n"
 	"  --hex                 report: print the report as hex, not raw bytes\n"
 	"  --certs FILE          verify: THIM certificates (JSON, or its base64)\n"
 	"  --report-data HEX     verify: expected REPORT_DATA (a prefix; the rest must be zero)\n"
 	"  --host-data HEX       verify: expected HOST_DATA (32 bytes)\n"
 	"  --cacert FILE         PEM trust anchors for TLS instead of the system store\n"
-	"  -v                    more log output (repeat for more)\n"
+	"  -v, --verbose         more log output (repeat for more)\n"
 	"  -h, --help            this text\n";
 
 _Noreturn static void help(void)
@@ -54,15 +60,7 @@ _Noreturn static void help(void)
 	exit(fflush(stdout) == 0 ? EXIT_OK : EXIT_INTERNAL);
 }
 
-__attribute__((format(printf, 1, 2))) _Noreturn static void usage_error(const char *fmt, ...)
-{
-	char what[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(what, sizeof what, fmt, ap);
-	va_end(ap);
-	die(EXIT_USAGE, "%s (see encfs-attest --help)", what);
-}
+#define usage_error cli_usage
 
 struct options {
 	const char *maa, *certcache, *certs, *report_data, *host_data;
@@ -73,11 +71,21 @@ struct options {
 
 static void read_runtime_data(char **data, size_t *len)
 {
+	stdin_refuse_tty("reading runtime data", "pipe the JWK set of encfs-unwrap keygen in, or < FILE");
 	*data = read_fd_capped(STDIN_FILENO, RUNTIME_DATA_MAX, len);
 	if (!*data)
 		die(errno == EFBIG ? EXIT_CONFIG : EXIT_INTERNAL, "reading runtime data from stdin: %s%s",
 		    errno == EFBIG ? "more than 64 KiB" : strerror(errno),
 		    errno == EFBIG ? " (give the JWK set of encfs-unwrap keygen)" : "");
+	struct err e;
+	if (strspn(*data, " \t\r\n") == *len) {
+		stdin_empty(&e, "reading runtime data", "pipe the JWK set of encfs-unwrap keygen in");
+		die_err(&e);
+	}
+	/* the products of later steps are not runtime data: say where they go */
+	enum data_kind k = data_kind(*data, *len);
+	if (k == DATA_MAA_TOKEN || k == DATA_RELEASE)
+		die(EXIT_CONFIG, "reading runtime data: %s", data_kind_says(k));
 }
 
 static void report_data_for(const char *runtime, size_t len, uint8_t report_data[64])
@@ -282,6 +290,8 @@ static int do_report(const struct options *o)
 static void read_report_file(const char *path, uint8_t report[SNP_REPORT_SIZE])
 {
 	size_t len, n;
+	if (strcmp(path, "-") == 0)
+		stdin_refuse_tty("reading the report", "pipe the report in, or give REPORT as a file");
 	char *data = read_file_capped(path, REPORT_FILE_MAX, &len);
 	if (!data)
 		die(EXIT_CONFIG, "reading report %s: %s", path, errno == EFBIG ? "too large for a report" : strerror(errno));
@@ -353,13 +363,78 @@ static int do_verify(const struct options *o, const char *path)
 	return EXIT_OK;
 }
 
+/* --- show: the claims of an MAA token ---------------------------------------------------------- */
+
+/* Prints {"header": ..., "claims": ...} of the token on stdin, then says when it was issued and
+ * until when it is valid; an expired token is said to be so and exits 3 (encfs-skr would refuse
+ * it before sending anything).  Nothing is verified: MAA's signature is the vault's to check. */
+static int do_show(void)
+{
+	stdin_refuse_tty("reading the token", "pipe encfs-attest's output in, or < FILE");
+	size_t len;
+	char *text = read_fd_capped(STDIN_FILENO, JWT_MAX_TEXT, &len);
+	if (!text)
+		die(EXIT_CONFIG, "reading the token: %s", errno == EFBIG ? "more than 1 MiB" : strerror(errno));
+	struct err e;
+	if (strspn(text, " \t\r\n") == len) {
+		stdin_empty(&e, "reading the token", "pipe encfs-attest's output in");
+		die_err(&e);
+	}
+	enum data_kind k = data_kind(text, len);
+	if (k == DATA_RELEASE)
+		die(EXIT_CONFIG, "reading the token: %s (encfs-unwrap show looks inside it)", data_kind_says(k));
+	if (k == DATA_JWKS)
+		die(EXIT_CONFIG, "reading the token: %s", data_kind_says(k));
+	struct jwt t;
+	if (jwt_decode(text, len, &t, &e) != 0) {
+		err_wrap(&e, "reading the token");
+		die_err(&e);
+	}
+	free(text);
+	struct strbuf out = {0};
+	sb_puts(&out, "{\n  \"header\": ");
+	json_pretty(&t.h, 0, 1, NULL, NULL, &out);
+	sb_puts(&out, ",\n  \"claims\": ");
+	json_pretty(&t.p, 0, 1, NULL, NULL, &out);
+	sb_puts(&out, "\n}\n");
+	if (out.failed || write_all(STDOUT_FILENO, out.data, out.len) != 0)
+		die(EXIT_INTERNAL, "writing the claims: %s", out.failed ? "out of memory" : strerror(errno));
+	sb_free(&out);
+	long long exp, nbf, iat, now = (long long)time(NULL);
+	jwt_times(&t, &exp, &nbf, &iat);
+	jwt_free(&t);
+	char when[64], span[64], issued[64];
+	jwt_format_time(iat, issued, sizeof issued);
+	if (exp < 0)
+		die(EXIT_CONFIG, "the token has no exp claim: not an MAA token (MAA's expire after 8 hours)");
+	jwt_format_time(exp, when, sizeof when);
+	jwt_format_span(exp - now, span, sizeof span);
+	if (exp <= now)
+		die(EXIT_CONFIG, "the token expired at %s, %s ago (encfs-skr refuses it: attest again)", when,
+		    span);
+	if (nbf > now) {
+		char from[64];
+		jwt_format_time(nbf, from, sizeof from);
+		log_warn("the token is not valid before %s (this machine's clock is behind MAA's?)", from);
+	}
+	fprintf(stderr, "%s: the token was issued %s and is valid until %s, %s from now\n", log_progname(),
+		iat >= 0 ? issued : "(no iat)", when, span);
+	return EXIT_OK;
+}
+
 /* --- policy-digest ----------------------------------------------------------------------------- */
 
 static int do_policy_digest(const char *path)
 {
 	struct err e;
 	size_t len;
+	if (strcmp(path, "-") == 0)
+		stdin_refuse_tty("reading the security policy", "pipe the base64 policy in, or give FILE");
 	char *b64 = read_file_capped(path, EVIDENCE_FILE_MAX, &len);
+	if (b64 && strcmp(path, "-") == 0 && strspn(b64, " \t\r\n") == len) {
+		stdin_empty(&e, "reading the security policy", "pipe the base64 policy in");
+		die_err(&e);
+	}
 	if (!b64)
 		die(EXIT_CONFIG, "reading the security policy %s: %s", strcmp(path, "-") ? path : "from stdin",
 		    errno == EFBIG ? "more than 4 MiB" : strerror(errno));
@@ -378,32 +453,32 @@ int main(int argc, char **argv)
 	log_init(argv[0]);
 	secmem_init();
 
-	enum { ATTEST, REPORT, VERIFY, POLICY_DIGEST } mode = ATTEST;
-	int first = 1;
-	if (argc > 1 && strcmp(argv[1], "report") == 0)
-		mode = REPORT;
-	else if (argc > 1 && strcmp(argv[1], "verify") == 0)
-		mode = VERIFY;
-	else if (argc > 1 && strcmp(argv[1], "policy-digest") == 0)
-		mode = POLICY_DIGEST;
-	else
-		first = 0;
+	/* [-v...] [SUBCOMMAND] OPTIONS: a subcommand comes first, after any -v */
+	enum { ATTEST, REPORT, VERIFY, POLICY_DIGEST, SHOW } mode = ATTEST;
+	static const char *const names[] = {"", "report", "verify", "policy-digest", "show"};
+	int first = cli_leading_verbose(argc, argv);
+	for (int m = REPORT; m <= SHOW && first < argc; m++)
+		if (strcmp(argv[first], names[m]) == 0)
+			mode = m;
+	cli_shift(&argc, &argv, mode == ATTEST ? first - 1 : first);
 
+	static const char shortopts[] = "+vh";
 	static const struct option longopts[] = {
 		{"help", no_argument, NULL, 'h'},	   {"cacert", required_argument, NULL, 'C'},
 		{"maa", required_argument, NULL, 'm'},	   {"certcache", required_argument, NULL, 'c'},
 		{"fake-report", no_argument, NULL, 'f'},   {"hex", no_argument, NULL, 'x'},
 		{"certs", required_argument, NULL, 't'},   {"report-data", required_argument, NULL, 'r'},
-		{"host-data", required_argument, NULL, 'H'}, {NULL, 0, NULL, 0},
+		{"host-data", required_argument, NULL, 'H'}, {"deadline", required_argument, NULL, 'D'},
+		{"verbose", no_argument, NULL, 'v'},	   {NULL, 0, NULL, 0},
 	};
 	/* which option each mode takes: -v, -h and --cacert go everywhere */
-	static const char *const allowed[] = {"mcf", "fx", "trH", ""};
+	static const char *const allowed[] = {"mcfD", "fx", "trH", "", ""};
 	struct options o = {0};
 	int c, longindex = -1;
-	optind = first + 1;
-	while ((c = getopt_long(argc, argv, "+vh", longopts, &longindex)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, shortopts, longopts, &longindex)) != -1) {
 		if (c == '?')
-			usage_error("unknown option or missing argument");
+			cli_bad_option(argv, shortopts, longopts);
 		if (c == 'h')
 			help();
 		if (c == 'v') {
@@ -411,8 +486,8 @@ int main(int argc, char **argv)
 			continue;
 		}
 		if (c != 'C' && !strchr(allowed[mode], c))
-			usage_error("option --%s does not apply here",
-				    longindex >= 0 ? longopts[longindex].name : "?");
+			usage_error("--%s does not apply to %s", longindex >= 0 ? longopts[longindex].name : "?",
+				    mode == ATTEST ? "attesting" : names[mode]);
 		switch (c) {
 		case 'C': http_set_ca_bundle(optarg); break;
 		case 'm': o.maa = optarg; break;
@@ -422,6 +497,15 @@ int main(int argc, char **argv)
 		case 't': o.certs = optarg; break;
 		case 'r': o.report_data = optarg; break;
 		case 'H': o.host_data = optarg; break;
+		case 'D': {
+			char *end;
+			errno = 0;
+			long v = strtol(optarg, &end, 10);
+			if (errno || end == optarg || *end || v < 1 || v > 86400)
+				usage_error("--deadline %s: want a whole number of seconds from 1 to 86400", optarg);
+			http_set_deadline_ms(v * 1000);
+			break;
+		}
 		default: break;
 		}
 	}
@@ -429,20 +513,21 @@ int main(int argc, char **argv)
 	http_init();
 	switch (mode) {
 	case ATTEST:
-		if (rest)
-			usage_error("unexpected argument %s (runtime data comes on stdin)", argv[optind]);
-		return do_attest(&o);
 	case REPORT:
+	case SHOW:
 		if (rest)
-			usage_error("unexpected argument %s (runtime data comes on stdin)", argv[optind]);
-		return do_report(&o);
+			usage_error("unexpected argument %s (%s comes on standard input)", argv[optind],
+				    mode == SHOW ? "the token" : "runtime data");
+		return mode == ATTEST ? do_attest(&o) : mode == REPORT ? do_report(&o) : do_show();
 	case VERIFY:
 		if (rest != 1)
-			usage_error("verify takes one REPORT file");
+			usage_error(rest ? "unexpected argument %s (verify takes one REPORT file)"
+					 : "verify needs one REPORT file%s",
+				    rest ? argv[optind + 1] : "");
 		return do_verify(&o, argv[optind]);
 	case POLICY_DIGEST:
 		if (rest > 1)
-			usage_error("policy-digest takes at most one FILE");
+			usage_error("unexpected argument %s (policy-digest takes at most one FILE)", argv[optind + 1]);
 		return do_policy_digest(rest ? argv[optind] : "-");
 	}
 	return EXIT_INTERNAL;

@@ -2,7 +2,9 @@
  * network call, so that a mistake is reported with its path instead of failing half way. */
 #include "config.h"
 
+#include "bloburl.h"
 #include "encode.h"
+#include "keyref.h"
 #include "secmem.h"
 
 #include <stdarg.h>
@@ -10,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* --- field checks ------------------------------------------------------------------------- */
 
@@ -113,8 +116,33 @@ static int check_string(struct check *c, int tok)
 
 static int check_bool(struct check *c, int tok) { return want_type(c, tok, JSON_BOOL); }
 
+/* Edit distance between a and b (at most 64 bytes each; longer ones are "far"). */
+static size_t edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), row[65];
+	if (la > 64 || lb > 64)
+		return 1000;
+	for (size_t k = 0; k <= lb; k++)
+		row[k] = k;
+	for (size_t i = 1; i <= la; i++) {
+		size_t diag = row[0];
+		row[0] = i;
+		for (size_t k = 1; k <= lb; k++) {
+			size_t up = row[k], best = diag + (a[i - 1] != b[k - 1]);
+			if (up + 1 < best)
+				best = up + 1;
+			if (row[k - 1] + 1 < best)
+				best = row[k - 1] + 1;
+			diag = up;
+			row[k] = best;
+		}
+	}
+	return row[lb];
+}
+
 /* The object's members must be among known; others are warned about (the upstream format may grow
- * fields we do not use, and refusing them would break configs that work upstream). */
+ * fields we do not use, and refusing them would break configs that work upstream), once, by check
+ * only (not by every get), naming the known field it is nearest to when it looks misspelt. */
 static int check_members(struct check *c, int obj, const char *const *known)
 {
 	int key, val;
@@ -122,11 +150,26 @@ static int check_members(struct check *c, int obj, const char *const *known)
 		int found = 0;
 		for (const char *const *k = known; *k && !found; k++)
 			found = json_string_eq(c->j, key, *k);
-		if (!found) {
-			char path[256];
-			json_path(c->j, val, path, sizeof path);
-			log_warn("config: %s: unknown field, ignored (check its spelling)", path);
+		if (found || (c->flags & CONFIG_QUIET))
+			continue;
+		char path[256], name[128] = "";
+		json_path(c->j, val, path, sizeof path);
+		(void)json_string_buf(c->j, key, name, sizeof name);
+		const char *nearest = NULL;
+		size_t best = 1000;
+		for (const char *const *k = known; *k; k++) {
+			size_t d = edit_distance(name, *k);
+			if (d < best) {
+				best = d;
+				nearest = *k;
+			}
 		}
+		/* close enough to be a typo: a third of the name's length, at least 2 edits */
+		size_t limit = strlen(name) / 3 > 2 ? strlen(name) / 3 : 2;
+		if (nearest && best <= limit)
+			log_warn("config: %s: unknown field, ignored (did you mean %s?)", path, nearest);
+		else
+			log_warn("config: %s: unknown field, ignored (check its spelling)", path);
 	}
 	return 0;
 }
@@ -139,55 +182,79 @@ static int want_object(struct check *c, int tok, const char *const *known)
 	return check_members(c, tok, known);
 }
 
-/* A URL "scheme://host[:port][/path]" whose scheme is https (or http when allowed). */
-static int check_url(struct check *c, int tok, int need_path)
+/* The blob URL: the same rule encfs-fetch applies (common/bloburl). */
+static int check_blob_url(struct check *c, int tok)
 {
 	if (skip_placeholder(c, tok))
 		return 0;
 	char *s = want_string(c, tok);
 	if (!s)
 		return -1;
+	char why[256];
 	int rc = 0;
-	const char *rest = NULL;
-	if (strncmp(s, "https://", 8) == 0)
-		rest = s + 8;
-	else if (strncmp(s, "http://", 7) == 0) {
-		if (!(c->flags & CONFIG_ALLOW_HTTP))
-			rc = field_err(c, tok, "\"%s\" is plain http (https is required; http is a test switch)", s);
-		rest = s + 7;
-	} else {
-		rc = field_err(c, tok, "\"%s\" is not an https:// URL", s);
+	if (blob_url_check(s, (c->flags & CONFIG_ALLOW_HTTP) != 0, why, sizeof why) != 0) {
+		char shown[512];
+		size_t n = strcspn(s, "?"); /* a SAS query is a credential: never in a message */
+		snprintf(shown, sizeof shown, "%.*s%s", (int)(n > 300 ? 300 : n), s, s[n] ? "?<query hidden>" : "");
+		rc = field_err(c, tok, "\"%s\" %s", shown, why);
 	}
-	if (rc == 0) {
-		size_t host = strcspn(rest, "/?#");
-		if (host == 0 || strchr(rest, ' ') || strchr(rest, '\\'))
-			rc = field_err(c, tok, "\"%s\" is not a valid URL (no host, or spaces)", s);
-		else if (need_path && (rest[host] != '/' || rest[host + 1] == '\0'))
-			rc = field_err(c, tok, "\"%s\" names no blob (expected https://account.blob.core.windows.net/container/blob)", s);
-	}
+	wipe(s, strlen(s));
 	free(s);
 	return rc;
 }
 
-/* An endpoint: a host name ("myvault.vault.azure.net", as upstream writes them), host:port, or a
- * URL of the same. */
+/* A service endpoint (the vault, the attestation provider): the grammar encfs-skr and
+ * encfs-attest read (common/keyref), so check refuses what they would. */
 static int check_endpoint(struct check *c, int tok)
 {
 	if (skip_placeholder(c, tok))
 		return 0;
-	size_t n;
-	const char *raw = json_raw(c->j, tok, &n);
-	if (json_type(c->j, tok) == JSON_STRING && memchr(raw, ':', n) && n > 3 &&
-	    memmem(raw, n, "://", 3))
-		return check_url(c, tok, 0);
+	char *s = want_string(c, tok);
+	if (!s)
+		return -1;
+	char why[256];
+	int rc = 0;
+	if (endpoint_check(s, why, sizeof why) != 0)
+		rc = field_err(c, tok, "\"%.200s\" %s", s, why);
+	free(s);
+	return rc;
+}
+
+/* The certificate cache endpoint, as encfs-attest --certcache reads it: "host[/path]" or
+ * "https://host[/path]". */
+static int check_cache_endpoint(struct check *c, int tok)
+{
+	if (skip_placeholder(c, tok))
+		return 0;
+	char *s = want_string(c, tok);
+	if (!s)
+		return -1;
+	const char *p = strncmp(s, "https://", 8) == 0 ? s + 8 : s;
+	int rc = 0;
+	if (strstr(p, "://"))
+		rc = field_err(c, tok, "\"%.200s\" is not https (give https://host[/path] or host[/path])", s);
+	else if (!*p || *p == '/' || strlen(s) >= 500 ||
+		 strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_:/~%") != strlen(p))
+		rc = field_err(c, tok, "\"%.200s\" is not a host[/path] (letters, digits and .-_:/~%% "
+			       "only)", s);
+	free(s);
+	return rc;
+}
+
+/* A string of at most max bytes of letters, digits and the characters of punct. */
+static int check_word(struct check *c, int tok, size_t max, const char *punct)
+{
+	if (skip_placeholder(c, tok))
+		return 0;
 	char *s = want_string(c, tok);
 	if (!s)
 		return -1;
 	int rc = 0;
-	for (const char *p = s; *p && rc == 0; p++)
-		if (!(((*p | 0x20) >= 'a' && (*p | 0x20) <= 'z') || (*p >= '0' && *p <= '9') ||
-		      *p == '.' || *p == '-' || *p == ':' || *p == '/'))
-			rc = field_err(c, tok, "\"%s\" is not a host name or URL", s);
+	size_t n = strlen(s), ok = 0;
+	for (const char *p = s; *p; p++)
+		ok += ((*p | 0x20) >= 'a' && (*p | 0x20) <= 'z') || (*p >= '0' && *p <= '9') || strchr(punct, *p);
+	if (n > max || ok != n)
+		rc = field_err(c, tok, "\"%.100s\" is not at most %zu letters, digits and \"%s\"", s, max, punct);
 	free(s);
 	return rc;
 }
@@ -236,17 +303,105 @@ static int check_azure_info(struct check *c, int info)
 			return json_type(c->j, type) != JSON_STRING
 				       ? want_type(c, type, JSON_STRING)
 				       : field_err(c, type, "unknown endpoint type (expected AMD, AzCache or LocalTHIM)");
+		/* encfs-attest --certcache needs both: the type picks the protocol, the endpoint the host */
+		if (type < 0)
+			return missing(c, cache, "endpoint_type", "AzCache, LocalTHIM or AMD; leave certcache "
+				       "out to use IMDS THIM");
 		int ep = json_member(c->j, cache, "endpoint");
-		if (ep >= 0 && check_endpoint(c, ep) != 0)
+		if (ep < 0)
+			return missing(c, cache, "endpoint", "the certificate cache's host[/path]");
+		if (check_cache_endpoint(c, ep) != 0)
 			return -1;
 		int tee = json_member(c->j, cache, "tee_type");
-		if (tee >= 0 && check_string(c, tee) != 0)
+		if (tee >= 0 && check_word(c, tee, 63, "-_") != 0)
 			return -1;
 		int api = json_member(c->j, cache, "api_version");
-		if (api >= 0 && check_string(c, api) != 0)
+		if (api >= 0 && check_word(c, api, 100, "=&.-_") != 0)
 			return -1;
 	}
 	return 0;
+}
+
+/* At most max bytes of hex (encfs-unwrap --salt takes up to 256). */
+static int check_hex_max(struct check *c, int tok, const char *what, size_t max)
+{
+	size_t n;
+	(void)json_raw(c->j, tok, &n);
+	if (json_type(c->j, tok) == JSON_STRING && n / 2 > max)
+		return field_err(c, tok, "%s is %zu bytes; at most %zu are allowed", what, n / 2, max);
+	return 0;
+}
+
+/* key.kid: the key name grammar encfs-skr and encfs-unwrap read (common/keyref). */
+static int check_key_ref(struct check *c, int tok)
+{
+	if (skip_placeholder(c, tok))
+		return 0;
+	char *s = want_string(c, tok);
+	if (!s)
+		return -1;
+	struct key_ref r;
+	int rc = 0;
+	if (key_ref_parse(s, &r) != 0)
+		rc = field_err(c, tok, "\"%.200s\" is not a key name (1-127 letters, digits and dashes, "
+			       "optionally /VERSION) or a key identifier https://HOST/keys/NAME[/VERSION]", s);
+	free(s);
+	return rc;
+}
+
+/* A kid given as a key identifier URL names its vault: it must be key.akv.endpoint's. */
+static int check_kid_in_vault(struct check *c, int kid, int vep)
+{
+	char ref[600], ep[600], host[256];
+	struct key_ref r;
+	if (json_string_buf(c->j, kid, ref, sizeof ref) != 0 || json_string_buf(c->j, vep, ep, sizeof ep) != 0 ||
+	    key_ref_parse(ref, &r) != 0 || !r.host[0] || endpoint_host(ep, host, sizeof host) != 0)
+		return 0; /* a placeholder in template mode, or not a URL */
+	if (strcmp(r.host, host) != 0)
+		return field_err(c, kid, "\"%.200s\" is a key of %s, not of the vault key.akv.endpoint %s", ref,
+				 r.host, host);
+	return 0;
+}
+
+static int check_api_version(struct check *c, int tok)
+{
+	if (skip_placeholder(c, tok))
+		return 0;
+	char *s = want_string(c, tok);
+	if (!s)
+		return -1;
+	int rc = api_version_value(s) ? 0 : field_err(c, tok, "\"%.100s\" is not an API version such as "
+						       "7.4 or api-version=7.4", s);
+	free(s);
+	return rc;
+}
+
+/* A bearer token goes into an HTTP header: visible ASCII without spaces ("Bearer " in front is
+ * taken off), as encfs-skr reads it. */
+static int check_bearer(struct check *c, int tok)
+{
+	if (skip_placeholder(c, tok))
+		return 0;
+	char *s = want_string(c, tok);
+	if (!s)
+		return -1;
+	size_t n = strlen(s), start = 0;
+	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+		n--;
+	while (start < n && (s[start] == ' ' || s[start] == '\t'))
+		start++;
+	if (n - start > 7 && strncasecmp(s + start, "Bearer ", 7) == 0)
+		start += 7;
+	int rc = 0;
+	for (size_t i = start; i < n && rc == 0; i++)
+		if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e)
+			rc = field_err(c, tok, "is not a token (it has spaces or characters other than "
+				       "visible ASCII)");
+	if (rc == 0 && start == n)
+		rc = field_err(c, tok, "is empty");
+	wipe(s, strlen(s));
+	free(s);
+	return rc;
 }
 
 static const char *const known_kty[] = {"oct", "oct-HSM", "RSA", "RSA-HSM", NULL};
@@ -261,7 +416,7 @@ static int check_key(struct check *c, int key)
 	int kid = json_member(c->j, key, "kid");
 	if (kid < 0)
 		return missing(c, key, "kid", "the key's name in the vault, or set raw_key in a test");
-	if (check_string(c, kid) != 0)
+	if (check_key_ref(c, kid) != 0)
 		return -1;
 	int kty = json_member(c->j, key, "kty");
 	if (kty >= 0 && !skip_placeholder(c, kty)) {
@@ -299,13 +454,13 @@ static int check_key(struct check *c, int key)
 	int vep = json_member(c->j, akv, "endpoint");
 	if (vep < 0)
 		return missing(c, akv, "endpoint", "e.g. myvault.vault.azure.net or myhsm.managedhsm.azure.net");
-	if (check_endpoint(c, vep) != 0)
+	if (check_endpoint(c, vep) != 0 || check_kid_in_vault(c, kid, vep) != 0)
 		return -1;
 	int api = json_member(c->j, akv, "api_version");
-	if (api >= 0 && check_string(c, api) != 0)
+	if (api >= 0 && check_api_version(c, api) != 0)
 		return -1;
 	int bearer = json_member(c->j, akv, "bearer_token");
-	if (bearer >= 0 && check_string(c, bearer) != 0)
+	if (bearer >= 0 && check_bearer(c, bearer) != 0)
 		return -1;
 	return 0;
 }
@@ -357,7 +512,7 @@ static int check_filesystem(struct check *c, int fs)
 	int url = json_member(c->j, fs, "azure_url");
 	if (url < 0)
 		return missing(c, fs, "azure_url", "the page blob holding the encrypted image");
-	if (check_url(c, url, 1) != 0)
+	if (check_blob_url(c, url) != 0)
 		return -1;
 	int priv = json_member(c->j, fs, "azure_url_private");
 	if (priv >= 0 && check_bool(c, priv) != 0)
@@ -390,7 +545,7 @@ static int check_filesystem(struct check *c, int fs)
 		if (want_object(c, kd, known_kd) != 0)
 			return -1;
 		int salt = json_member(c->j, kd, "salt");
-		if (salt >= 0 && check_hex(c, salt, "salt") != 0)
+		if (salt >= 0 && (check_hex(c, salt, "salt") != 0 || check_hex_max(c, salt, "salt", 256) != 0))
 			return -1;
 		int label = json_member(c->j, kd, "label");
 		if (label >= 0 && check_string(c, label) != 0)

@@ -14,6 +14,8 @@ enum config_flags {
 	CONFIG_ALLOW_HTTP = 2,    /* test switch: plain http:// blob URLs and endpoints */
 	CONFIG_TEMPLATE = 4,      /* "<...>" placeholders of the upstream examples are warned about,
 				     not refused: for checking a template before filling it in */
+	CONFIG_QUIET = 8,         /* unknown fields are not warned about (get and count: check,
+				     which the sidecar runs first, has said it once) */
 };
 
 struct config {

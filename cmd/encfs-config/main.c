@@ -1,6 +1,7 @@
 /* encfs-config: validate the sidecar configuration and hand its fields to the shell. */
 #include "config.h"
 
+#include "cli.h"
 #include "encode.h"
 #include "io.h"
 #include "log.h"
@@ -14,12 +15,13 @@
 #include <unistd.h>
 
 static const char usage_text[] =
-	"usage: encfs-config [-v] [--allow-raw-key] [--allow-http] [--template] [-f file] check\n"
-	"       encfs-config [-v] [--allow-raw-key] [--allow-http] [--template] [-f file] count\n"
-	"       encfs-config [-v] [--allow-raw-key] [--allow-http] [--template] [-f file] get\n"
-	"                    [--hex-decode | --json] path\n"
+	"usage: encfs-config [-v] [--allow-raw-key] [--allow-http] [--template] [-f FILE] check\n"
+	"       encfs-config [-v] [--allow-raw-key] [--allow-http] [--template] [-f FILE] count\n"
+	"       encfs-config [-v] [--allow-raw-key] [--allow-http] [--template] [-f FILE] get\n"
+	"                    [--hex-decode | --json] PATH\n"
+	"       encfs-config -h | --help\n"
 	"\n"
-	"  -f, --file file    read the configuration from file (- for stdin) instead of\n"
+	"  -f, --file FILE    read the configuration from FILE (- for stdin) instead of\n"
 	"                     $EncfsSideCarArgs; base64 of the JSON, or the JSON itself\n"
 	"  --allow-raw-key    accept raw_key (tests only)\n"
 	"  --allow-http       accept plain http:// URLs and endpoints (tests only)\n"
@@ -29,19 +31,22 @@ static const char usage_text[] =
 	"  -v, --verbose      log more (repeatable)\n"
 	"  -h, --help         print this help\n";
 
-_Noreturn static void usage(int code)
-{
-	fputs(usage_text, code == EXIT_OK ? stdout : stderr);
-	exit(code);
-}
-
 static char *read_config(const char *file, size_t *len)
 {
 	if (file) {
+		int is_stdin = strcmp(file, "-") == 0;
+		if (is_stdin)
+			stdin_refuse_tty("config: reading standard input", "pipe the configuration in, give "
+					 "-f FILE, or set EncfsSideCarArgs");
 		char *text = read_file_capped(file, CONFIG_MAX_BYTES * 2, len);
 		if (!text)
-			die(errno == EFBIG ? EXIT_CONFIG : EXIT_CONFIG, "config: reading %s: %s (check the path)",
-			    file, errno == EFBIG ? "too large" : strerror(errno));
+			die(EXIT_CONFIG, "config: reading %s: %s (check the path)", is_stdin ? "standard input" : file,
+			    errno == EFBIG ? "too large" : strerror(errno));
+		if (is_stdin && strspn(text, " \t\r\n") == *len) {
+			struct err e;
+			stdin_empty(&e, "config: reading standard input", "pipe the configuration in");
+			die_err(&e);
+		}
 		return text;
 	}
 	const char *env = getenv("EncfsSideCarArgs");
@@ -148,6 +153,7 @@ int main(int argc, char **argv)
 
 	log_init(argv[0]);
 	secmem_init();
+	opterr = 0;
 	while ((ch = getopt_long(argc, argv, "f:vh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'f': file = optarg; break;
@@ -157,18 +163,31 @@ int main(int argc, char **argv)
 		case 'X': hex_bytes = 1; break;
 		case 'J': as_json = 1; break;
 		case 'v': log_more_verbose(); break;
-		case 'h': usage(EXIT_OK);
-		default: usage(EXIT_USAGE);
+		case 'h': fputs(usage_text, stdout); return fflush(stdout) == 0 ? EXIT_OK : EXIT_INTERNAL;
+		default: cli_bad_option(argv, "f:vh", longopts);
 		}
 	}
 	argc -= optind;
 	argv += optind;
-	if (argc < 1 || ((hex_bytes || as_json) && strcmp(argv[0], "get") != 0) || (hex_bytes && as_json))
-		usage(EXIT_USAGE);
+	if (argc < 1)
+		cli_usage("give a command: check, count or get PATH");
 	const char *cmd = argv[0];
-	if (!((strcmp(cmd, "check") == 0 && argc == 1) || (strcmp(cmd, "count") == 0 && argc == 1) ||
-	      (strcmp(cmd, "get") == 0 && argc == 2)))
-		usage(EXIT_USAGE);
+	int is_get = strcmp(cmd, "get") == 0;
+	if (!is_get && strcmp(cmd, "check") != 0 && strcmp(cmd, "count") != 0)
+		cli_usage("unknown command %s (check, count or get PATH)", cmd);
+	if (is_get && argc < 2)
+		cli_usage("get needs PATH (a field such as azure_filesystems[0].mount_point)");
+	if (argc > (is_get ? 2 : 1))
+		cli_usage("unexpected argument %s (%s takes %s)", argv[is_get ? 2 : 1], cmd,
+			  is_get ? "one PATH" : "no argument");
+	if ((hex_bytes || as_json) && !is_get)
+		cli_usage("--hex-decode and --json belong to get");
+	if (hex_bytes && as_json)
+		cli_usage("give --hex-decode or --json, not both");
+	/* check names an unknown field once; get and count, which the sidecar runs for every field,
+	 * do not repeat it */
+	if (strcmp(cmd, "check") != 0)
+		flags |= CONFIG_QUIET;
 
 	size_t len;
 	char *text = read_config(file, &len);

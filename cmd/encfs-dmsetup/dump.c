@@ -1,8 +1,10 @@
-/* encfs-dmsetup dump: the header in cryptsetup luksDump's layout, or as JSON.  No secrets: a
+/* encfs-dmsetup dump: the header in cryptsetup luksDump's layout (LUKS2 and LUKS1 each in their
+ * own, as cryptsetup 2.6 prints them), or as JSON.  No secrets: a
  * header holds none (salts and digests are public). Strings from the header are printed with
  * anything but printable ASCII escaped, since the header is untrusted. */
 #include "luks.h"
 
+#include "json.h"
 #include "strbuf.h"
 
 #include <inttypes.h>
@@ -38,15 +40,108 @@ static void put_priority(FILE *out, int p)
 		fprintf(out, "ignored (%d)", p); /* cryptsetup tries no such keyslot */
 }
 
-void luks_dump_text(const struct luks_volume *v, FILE *out)
+/* cryptsetup's crypt_log_hex: each byte and a space */
+static void hexbytes(FILE *out, const unsigned char *p, size_t n)
 {
+	for (size_t i = 0; i < n; i++)
+		fprintf(out, "%02x ", p[i]);
+}
+
+/* LUKS1 as cryptsetup 2.6 prints it (lib/setup.c, _luks_dump): all eight key slots */
+static void dump_luks1(const struct luks_volume *v, const char *device, FILE *out)
+{
+	fprintf(out, "LUKS header information for ");
+	put_safe(out, device);
+	fprintf(out, "\n\nVersion:       \t1\nCipher name:   \t");
+	put_safe(out, v->cipher_name);
+	fprintf(out, "\nCipher mode:   \t");
+	put_safe(out, v->cipher_mode);
+	fprintf(out, "\nHash spec:     \t");
+	put_safe(out, v->hash_spec);
+	fprintf(out, "\nPayload offset:\t%" PRIu64 "\n", v->nsegments ? v->segments[0].offset / 512 : 0);
+	fprintf(out, "MK bits:       \t%" PRIu32 "\nMK digest:     \t", v->key_bytes * 8);
+	hexbytes(out, v->mk_digest, 20);
+	fprintf(out, "\nMK salt:       \t");
+	hexbytes(out, v->mk_digest_salt, 16);
+	fprintf(out, "\n               \t");
+	hexbytes(out, v->mk_digest_salt + 16, 16);
+	fprintf(out, "\nMK iterations: \t%" PRIu32 "\nUUID:          \t", v->mk_digest_iterations);
+	put_safe(out, v->uuid);
+	fprintf(out, "\n\n");
+	for (int id = 0; id < 8; id++) {
+		const struct luks_keyslot *s = NULL;
+		for (int i = 0; i < v->nkeyslots; i++)
+			if (v->keyslots[i].id == id)
+				s = &v->keyslots[i];
+		if (!s) {
+			fprintf(out, "Key Slot %d: DISABLED\n", id);
+			continue;
+		}
+		fprintf(out, "Key Slot %d: ENABLED\n\tIterations:         \t%" PRIu64 "\n\tSalt:               \t",
+			id, s->iterations);
+		hexbytes(out, s->salt, 16);
+		fprintf(out, "\n\t                      \t");
+		hexbytes(out, s->salt + 16, 16);
+		fprintf(out, "\n\tKey material offset:\t%" PRIu64 "\n\tAF stripes:            \t%" PRIu32 "\n",
+			s->area_offset / 512, s->stripes);
+	}
+}
+
+/* LUKS2 tokens as cryptsetup 2.6 lists them (hdr_dump_tokens): by id, type, the keyring key's
+ * description for luks2-keyring, and each keyslot.  From the validated JSON. */
+static void dump_tokens(const struct luks_volume *v, FILE *out)
+{
+	fprintf(out, "Tokens:\n");
+	struct json j;
+	if (!v->json || json_parse(&j, v->json, v->json_len, LUKS_MAX_JSON_TOKENS, NULL) != 0)
+		return;
+	int tokens = json_member(&j, 0, "tokens");
+	for (int id = 0; id < LUKS_MAX_KEYSLOTS; id++) {
+		char name[4];
+		snprintf(name, sizeof name, "%d", id);
+		int t = json_member(&j, tokens, name);
+		char type[64] = "", desc[256] = "";
+		if (t < 0)
+			continue;
+		(void)json_string_buf(&j, json_member(&j, t, "type"), type, sizeof type);
+		fprintf(out, "  %d: ", id);
+		put_safe(out, type);
+		fputc('\n', out);
+		if (strcmp(type, "luks2-keyring") == 0 &&
+		    json_string_buf(&j, json_member(&j, t, "key_description"), desc, sizeof desc) == 0) {
+			fprintf(out, "\tKey description: ");
+			put_safe(out, desc);
+			fputc('\n', out);
+		}
+		/* the elements in one walk (json_element from the start each time would be quadratic
+		 * in a hostile header's list) */
+		int ks = json_member(&j, t, "keyslots");
+		for (int i = 0, el = ks + 1; i < json_size(&j, ks); i++, el = json_skip(&j, el)) {
+			char slot[16];
+			if (json_string_buf(&j, el, slot, sizeof slot) != 0)
+				continue;
+			fprintf(out, "\tKeyslot:    ");
+			put_safe(out, slot);
+			fputc('\n', out);
+		}
+	}
+	json_free(&j);
+}
+
+void luks_dump_text(const struct luks_volume *v, const char *device, FILE *out)
+{
+	if (v->version == 1) {
+		dump_luks1(v, device, out);
+		return;
+	}
 	fprintf(out, "LUKS header information\n");
 	fprintf(out, "Version:       \t%d\n", v->version);
 	if (v->version == 2) {
 		fprintf(out, "Epoch:         \t%" PRIu64 "\n", v->seqid);
 		fprintf(out, "Metadata area: \t%" PRIu64 " [bytes]\n", v->metadata_size);
 		fprintf(out, "Keyslots area: \t%" PRIu64 " [bytes]\n", v->keyslots_size);
-		fprintf(out, "Header copy:   \t%s\n", v->header_copy ? "secondary" : "primary");
+		if (v->header_copy) /* not in cryptsetup's layout: said only when it matters */
+			fprintf(out, "Header copy:   \tsecondary\n");
 	}
 	fprintf(out, "UUID:          \t");
 	put_safe(out, v->uuid[0] ? v->uuid : "(no UUID)");
@@ -129,7 +224,7 @@ void luks_dump_text(const struct luks_volume *v, FILE *out)
 			fprintf(out, "\tDigest ID:  %d\n", v->digests[s->digest].id);
 	}
 	if (v->version == 2) {
-		fprintf(out, "Tokens:        \t%d\n", v->ntokens);
+		dump_tokens(v, out);
 		fprintf(out, "Digests:\n");
 		for (int i = 0; i < v->ndigests; i++) {
 			const struct luks_digest *d = &v->digests[i];

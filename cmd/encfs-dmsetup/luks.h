@@ -121,6 +121,7 @@ struct luks_volume {
 	bool reencrypt_keyslot;
 	/* LUKS1 specifics */
 	char hash_spec[33];
+	char cipher_name[33], cipher_mode[33]; /* as on disk, for dump */
 	uint32_t key_bytes;
 	uint32_t mk_digest_iterations;
 	unsigned char mk_digest[20], mk_digest_salt[32];
@@ -205,7 +206,7 @@ int luks_dm_uuid(const struct luks_volume *v, const char *name, char *out, size_
 int luks_keyring_desc(const struct luks_volume *v, char *out, size_t outsz);
 
 /* luksDump-like text, and JSON (LUKS2: the header JSON itself, with a "binary" member added). */
-void luks_dump_text(const struct luks_volume *v, FILE *out);
+void luks_dump_text(const struct luks_volume *v, const char *device, FILE *out);
 int luks_dump_json(const struct luks_volume *v, FILE *out);
 
 #endif

@@ -45,6 +45,8 @@ int luks1_read(const struct blk *b, struct luks_volume *v, struct err *e)
 	field(cipher, h + 8, 32);
 	field(mode, h + 40, 32);
 	field(v->hash_spec, h + 72, 32);
+	snprintf(v->cipher_name, sizeof v->cipher_name, "%s", cipher);
+	snprintf(v->cipher_mode, sizeof v->cipher_mode, "%s", mode);
 	if (luks_hash_size(v->hash_spec) < 20)
 		return err_set(e, EXIT_CONFIG, "LUKS1 header: hash \"%s\" is not supported", v->hash_spec);
 	uint32_t payload = be32(h + 104), key_bytes = be32(h + 108);

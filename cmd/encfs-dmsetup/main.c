@@ -7,6 +7,7 @@
 #include "cost.h"
 #include "luks.h"
 
+#include "cli.h"
 #include "encode.h"
 #include "log.h"
 #include "secmem.h"
@@ -51,7 +52,7 @@ static const char USAGE[] =
 	"  --no-keyring       put the volume key in the table as hex, not as a kernel keyring key\n"
 	"  --readonly         open read-only\n"
 	"  --showkeys         table: print the volume key in hex instead of zeros\n"
-	"  -v                 more verbose (repeatable)\n";
+	"  -v, --verbose      more verbose (repeatable)\n";
 
 struct opts {
 	bool readonly, allow_discards, no_keyring, showkeys, json, deferred;
@@ -79,27 +80,28 @@ static unsigned long long limit_arg(const char *opt, const char *v, unsigned lon
 	return x;
 }
 
+enum { O_RO = 256, O_DISC, O_HDR, O_KEY, O_NOKR, O_SHOW, O_JSON, O_PBKDF2, O_A2TIME, O_A2MEM, O_UNLOCK, O_DEFER };
+static const struct option lo[] = {
+	{"deferred", no_argument, NULL, O_DEFER},
+	{"max-pbkdf2-iterations", required_argument, NULL, O_PBKDF2},
+	{"max-argon2-time", required_argument, NULL, O_A2TIME},
+	{"max-argon2-memory", required_argument, NULL, O_A2MEM},
+	{"max-unlock-time", required_argument, NULL, O_UNLOCK},
+	{"readonly", no_argument, NULL, O_RO},    {"allow-discards", no_argument, NULL, O_DISC},
+	{"header", required_argument, NULL, O_HDR}, {"key-file", required_argument, NULL, O_KEY},
+	{"no-keyring", no_argument, NULL, O_NOKR}, {"showkeys", no_argument, NULL, O_SHOW},
+	{"json", no_argument, NULL, O_JSON},      {"help", no_argument, NULL, 'h'},
+	{"verbose", no_argument, NULL, 'v'},      {NULL, 0, NULL, 0},
+};
+
 static void parse(int argc, char **argv, const char *cmd, struct opts *o)
 {
-	enum { O_RO = 256, O_DISC, O_HDR, O_KEY, O_NOKR, O_SHOW, O_JSON, O_PBKDF2, O_A2TIME, O_A2MEM, O_UNLOCK,
-	       O_DEFER };
-	static const struct option lo[] = {
-		{"deferred", no_argument, NULL, O_DEFER},
-		{"max-pbkdf2-iterations", required_argument, NULL, O_PBKDF2},
-		{"max-argon2-time", required_argument, NULL, O_A2TIME},
-		{"max-argon2-memory", required_argument, NULL, O_A2MEM},
-		{"max-unlock-time", required_argument, NULL, O_UNLOCK},
-		{"readonly", no_argument, NULL, O_RO},    {"allow-discards", no_argument, NULL, O_DISC},
-		{"header", required_argument, NULL, O_HDR}, {"key-file", required_argument, NULL, O_KEY},
-		{"no-keyring", no_argument, NULL, O_NOKR}, {"showkeys", no_argument, NULL, O_SHOW},
-		{"json", no_argument, NULL, O_JSON},      {"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	/* which options each subcommand takes */
 	bool is_open = !strcmp(cmd, "open"), is_table = !strcmp(cmd, "table"), is_test = !strcmp(cmd, "test"),
 	     is_dump = !strcmp(cmd, "dump");
 	int c;
 	optind = 1;
+	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+vh", lo, NULL)) != -1) {
 		bool ok = true;
 		switch (c) {
@@ -151,7 +153,7 @@ static void parse(int argc, char **argv, const char *cmd, struct opts *o)
 			o->limits.max_total_ms = 1000 * (long long)limit_arg("--max-unlock-time", optarg, 86400);
 			break;
 		default:
-			usage_error("unknown option");
+			cli_bad_option(argv, "+vh", lo);
 		}
 		if (!ok) {
 			char why[128];
@@ -162,7 +164,7 @@ static void parse(int argc, char **argv, const char *cmd, struct opts *o)
 	limits_complete(&o->limits);
 	for (; optind < argc; optind++) {
 		if (o->nargs == 2)
-			usage_error("too many arguments");
+			cli_usage("unexpected argument %s", argv[optind]);
 		o->args[o->nargs++] = argv[optind];
 	}
 }
@@ -279,6 +281,8 @@ static void unlock(const struct volume *vol, const struct opts *o, bool for_segm
 
 static int cmd_dump(struct opts *o)
 {
+	if (o->nargs > 1)
+		cli_usage("unexpected argument %s (dump takes one DEVICE)", o->args[1]);
 	if (o->nargs != 1)
 		usage_error("dump needs DEVICE");
 	struct volume vol;
@@ -287,7 +291,7 @@ static int cmd_dump(struct opts *o)
 		if (luks_dump_json(&vol.v, stdout) != 0)
 			die(EXIT_INTERNAL, "dump: writing the JSON failed");
 	} else
-		luks_dump_text(&vol.v, stdout);
+		luks_dump_text(&vol.v, o->header ? o->header : o->args[0], stdout);
 	luks_volume_free(&vol.v);
 	close(vol.fd);
 	return fflush(stdout) == 0 ? EXIT_OK : EXIT_INTERNAL;
@@ -295,6 +299,8 @@ static int cmd_dump(struct opts *o)
 
 static int cmd_test(struct opts *o)
 {
+	if (o->nargs > 1)
+		cli_usage("unexpected argument %s (test takes one DEVICE)", o->args[1]);
 	if (o->nargs != 1)
 		usage_error("test needs DEVICE");
 	read_key(o->key_file, &key);
@@ -506,6 +512,8 @@ fail:
 static int cmd_close(struct opts *o)
 {
 	struct err e;
+	if (o->nargs > 1)
+		cli_usage("unexpected argument %s (close takes one NAME)", o->args[1]);
 	if (o->nargs != 1)
 		usage_error("close needs NAME");
 	check_name(o->args[0]);
@@ -522,19 +530,18 @@ int main(int argc, char **argv)
 	log_init(argv[0]);
 	secmem_init();
 	atexit(wipe_key);
-	/* global -v/-h before the subcommand */
-	int i = 1;
-	for (; i < argc && argv[i][0] == '-'; i++) {
-		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-			fputs(USAGE, stdout);
-			return EXIT_OK;
-		}
-		if (strspn(argv[i] + 1, "v") == strlen(argv[i] + 1) && argv[i][1]) {
-			for (size_t n = 1; argv[i][n]; n++)
-				log_more_verbose();
-			continue;
-		}
-		usage_error("options go after the subcommand");
+	/* -v/--verbose and -h before the subcommand */
+	int i = cli_leading_verbose(argc, argv);
+	if (i < argc && (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))) {
+		fputs(USAGE, stdout);
+		return EXIT_OK;
+	}
+	if (i < argc && argv[i][0] == '-') {
+		size_t n = strcspn(argv[i], "=");
+		for (const struct option *p = lo; p->name && argv[i][1] == '-'; p++)
+			if (strlen(p->name) == n - 2 && !strncmp(p->name, argv[i] + 2, n - 2))
+				cli_usage("%s: options go after the subcommand", argv[i]);
+		cli_usage("unknown option %.*s", (int)n, argv[i]);
 	}
 	if (i >= argc)
 		usage_error("missing subcommand (open, close, table, test or dump)");
@@ -542,7 +549,7 @@ int main(int argc, char **argv)
 	struct opts o = {0};
 	if (strcmp(cmd, "open") && strcmp(cmd, "close") && strcmp(cmd, "table") && strcmp(cmd, "test") &&
 	    strcmp(cmd, "dump"))
-		usage_error("unknown subcommand");
+		cli_usage("unknown subcommand %s (open, close, table, test or dump)", cmd);
 	parse(argc - i, argv + i, cmd, &o);
 	if (!strcmp(cmd, "open"))
 		return cmd_open(&o);

@@ -326,6 +326,9 @@ static int oct_key(const struct import_options *o, struct secbuf *key, struct er
 	struct secbuf in = {0};
 	const char *what = o->source == KEY_HEX ? "--key-hex" : o->key_file;
 	if (o->source == KEY_FILE || strcmp(o->key_hex, "-") == 0) {
+		if (o->source == KEY_HEX)
+			stdin_refuse_tty("key: reading --key-hex -", "pipe the hex in; a key typed at a terminal "
+					 "stays in its history");
 		int fd = o->source == KEY_FILE ? open(o->key_file, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
 		if (fd < 0)
 			return err_set(e, EXIT_CONFIG, "key: opening %s: %s", o->key_file, strerror(errno));
@@ -345,7 +348,10 @@ static int oct_key(const struct import_options *o, struct secbuf *key, struct er
 		in.len = n;
 	}
 	int rc = 0;
-	if (o->source == KEY_FILE) {
+	if (o->source == KEY_HEX && strcmp(o->key_hex, "-") == 0 &&
+	    strspn((const char *)in.data, " \t\r\n") == in.len) {
+		rc = stdin_empty(e, "key: reading --key-hex -", "pipe the 64 hex digits in");
+	} else if (o->source == KEY_FILE) {
 		if (in.len != FS_KEY_LEN)
 			rc = err_set(e, EXIT_CONFIG, "key: %s holds %zu bytes; a key file holds the %d raw key "
 				     "bytes (for hex text use --key-hex -)", what, in.len, FS_KEY_LEN);
@@ -369,9 +375,11 @@ static int oct_key(const struct import_options *o, struct secbuf *key, struct er
 static int open_new(const char *path, struct err *e)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0 && errno == EEXIST)
+		return err_set(e, EXIT_USAGE, "writing %s: it exists (refusing to overwrite a key file: "
+			       "remove it or choose another name)", path);
 	if (fd < 0)
-		return err_set(e, EXIT_DEVICE, "writing %s: %s%s", path, strerror(errno),
-			       errno == EEXIST ? " (refusing to overwrite a key file)" : "");
+		return err_set(e, EXIT_DEVICE, "writing %s: %s", path, strerror(errno));
 	return fd;
 }
 
@@ -424,12 +432,12 @@ int import_run(const struct import_options *o, struct err *e)
 		goto out;
 	}
 	if (rsa && (o->source == KEY_HEX || o->source == KEY_FILE)) {
-		err_set(e, EXIT_USAGE, "bad command line: --key-hex and --key-file are for oct-HSM keys; "
-			"key.kty is RSA-HSM (use --rsa-pem FILE, or nothing for a fresh key)");
+		err_set(e, EXIT_USAGE, "usage: --key-hex and --key-file are for oct-HSM keys; key.kty is "
+			"RSA-HSM (use --rsa-pem FILE, or nothing for a fresh key) (see --help)");
 		goto out;
 	}
 	if (!rsa && o->source == KEY_PEM) {
-		err_set(e, EXIT_USAGE, "bad command line: --rsa-pem is for RSA-HSM keys; key.kty is oct-HSM");
+		err_set(e, EXIT_USAGE, "usage: --rsa-pem is for RSA-HSM keys; key.kty is oct-HSM (see --help)");
 		goto out;
 	}
 
@@ -495,7 +503,7 @@ int import_run(const struct import_options *o, struct err *e)
 		goto out;
 	log_info("importing %s key %s into %s with a release policy for %s", c.kty, path, v.host,
 		 c.authority);
-	if (vault_request(&v, "key import", "PUT", path, body.data, body.len, &bearer, &rs, e) != 0)
+	if (vault_request(&v, "key import", "PUT", path, body.data, body.len, &bearer, 0, &rs, e) != 0)
 		goto out;
 	got_response = 1;
 	if (rs.status != 200) {
@@ -541,6 +549,13 @@ int import_run(const struct import_options *o, struct err *e)
 				 "\"key_derivation\": {\"salt\": \"%s\", \"label\": \"%s\"} into the sidecar "
 				 "configuration of this filesystem, or its key will not match", salt_hex, label);
 	}
+	/* the key check value encfs-unwrap logs for the key it unwraps: the two can be compared */
+	unsigned char h[crypto_hash_sha256_BYTES];
+	char kcv[9];
+	crypto_hash_sha256(h, fs_key, FS_KEY_LEN);
+	hex_encode(h, 4, kcv);
+	wipe(h, sizeof h);
+	sb_printf(&result, ",\"key_check_value\":\"%s\"", kcv);
 	if (o->print_key)
 		hex_member(&result, "key", fs_key, FS_KEY_LEN);
 	if (!rsa && o->source == KEY_RANDOM && !o->keyfile_out && !o->print_key)
@@ -552,7 +567,8 @@ int import_run(const struct import_options *o, struct err *e)
 			"imported as %s)", kid);
 		goto out;
 	}
-	log_info("imported %s", kid);
+	log_info("imported %s, key check value %s (first 8 hex digits of SHA-256 of the filesystem key)",
+		 kid, kcv);
 	rc = 0;
 out:
 	if (keyfile_fd >= 0 && close(keyfile_fd) != 0 && rc == 0)

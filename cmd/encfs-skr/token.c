@@ -3,11 +3,13 @@
 
 #include "encode.h"
 #include "json.h"
+#include "jwt.h"
 
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static int b64url_char(unsigned char c)
 {
@@ -66,12 +68,49 @@ int token_take(const char *text, size_t len, struct secbuf *token, struct err *e
 	return rc;
 }
 
+static const char *const names[] = {
+	"iss", "x-ms-attestation-type", "x-ms-compliance-status", "x-ms-sevsnpvm-hostdata",
+	"x-ms-sevsnpvm-is-debuggable", "x-ms-sevsnpvm-vmpl",
+};
+
+void token_claims_absent(const struct secbuf *token, char *out, size_t size)
+{
+	struct jwt t;
+	out[0] = '\0';
+	if (jwt_decode((const char *)token->data, token->len, &t, NULL) != 0)
+		return;
+	size_t used = 0;
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		if (json_member(&t.p, 0, names[i]) >= 0)
+			continue;
+		int w = snprintf(out + used, size - used, "%s%s", used ? ", " : "", names[i]);
+		if (w < 0 || (size_t)w >= size - used)
+			break;
+		used += (size_t)w;
+	}
+	jwt_free(&t);
+}
+
+int token_check_expiry(const struct secbuf *token, struct err *e)
+{
+	struct jwt t;
+	if (jwt_decode((const char *)token->data, token->len, &t, NULL) != 0)
+		return 0; /* not readable as JSON: the vault will say what is wrong */
+	long long exp, nbf, iat;
+	jwt_times(&t, &exp, &nbf, &iat);
+	jwt_free(&t);
+	long long now = (long long)time(NULL);
+	if (exp < 0 || exp > now)
+		return 0;
+	char when[64], ago[64];
+	jwt_format_time(exp, when, sizeof when);
+	jwt_format_span(now - exp, ago, sizeof ago);
+	return err_set(e, EXIT_CONFIG, "reading the attestation token: it expired at %s, %s ago (nothing "
+		       "was sent: run encfs-attest again for a fresh token)", when, ago);
+}
+
 void token_claims_summary(const struct secbuf *token, char *out, size_t size)
 {
-	static const char *const names[] = {
-		"iss", "x-ms-attestation-type", "x-ms-compliance-status", "x-ms-sevsnpvm-hostdata",
-		"x-ms-sevsnpvm-is-debuggable", "x-ms-sevsnpvm-vmpl",
-	};
 	out[0] = '\0';
 	const char *t = (const char *)token->data;
 	const char *d1 = memchr(t, '.', token->len);

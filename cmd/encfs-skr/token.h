@@ -18,4 +18,12 @@ int token_take(const char *text, size_t len, struct secbuf *token, struct err *e
  * payload (not verified: for hints only); "" when it cannot be read. */
 void token_claims_summary(const struct secbuf *token, char *out, size_t size);
 
+/* The release-relevant claims (those token_claims_summary looks at) the token does not have:
+ * "x-ms-compliance-status, x-ms-sevsnpvm-vmpl"; "" when it has them all or cannot be read. */
+void token_claims_absent(const struct secbuf *token, char *out, size_t size);
+
+/* An expired token is said to be expired here, before anything is sent: EXIT_CONFIG naming when
+ * it expired.  A token without exp passes (the vault judges it). */
+int token_check_expiry(const struct secbuf *token, struct err *e);
+
 #endif

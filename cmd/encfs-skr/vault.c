@@ -16,56 +16,22 @@
 #include <strings.h>
 #include <unistd.h>
 
-static int host_char(char c)
-{
-	return isalnum((unsigned char)c) || c == '-' || c == '.';
-}
-
 int vault_init(struct vault *v, const char *endpoint, const char *resource, const char *api_version,
 	       struct err *e)
 {
 	memset(v, 0, sizeof *v);
+	char why[200];
 	if (!endpoint || !*endpoint)
 		return err_set(e, EXIT_CONFIG, "vault endpoint: empty (give the vault's host name, e.g. "
 			       "myvault.vault.azure.net)");
+	if (endpoint_check(endpoint, why, sizeof why) != 0)
+		return err_set(e, EXIT_CONFIG, "vault endpoint %s: %s", endpoint, why);
+	/* the grammar is checked: take the host and the port */
 	const char *s = endpoint;
 	if (strncasecmp(s, "https://", 8) == 0)
 		s += 8;
-	else if (strstr(s, "://"))
-		return err_set(e, EXIT_CONFIG, "vault endpoint %s: only https is allowed", endpoint);
 	size_t n = strcspn(s, "/");
-	if (s[n] && strcmp(s + n, "/") != 0)
-		return err_set(e, EXIT_CONFIG, "vault endpoint %s: has a path (give only the host name, "
-			       "e.g. myvault.vault.azure.net)", endpoint);
-	size_t hostlen = n;
-	const char *colon = NULL;
-	if (*s == '[') {
-		const char *close = memchr(s, ']', n);
-		if (!close)
-			return err_set(e, EXIT_CONFIG, "vault endpoint %s: unterminated [address]", endpoint);
-		hostlen = (size_t)(close - s) + 1;
-		for (size_t i = 1; i + 1 < hostlen; i++)
-			if (!isxdigit((unsigned char)s[i]) && s[i] != ':' && s[i] != '.')
-				return err_set(e, EXIT_CONFIG, "vault endpoint %s: bad address", endpoint);
-		if (hostlen < n)
-			colon = s + hostlen;
-	} else {
-		colon = memchr(s, ':', n);
-		if (colon)
-			hostlen = (size_t)(colon - s);
-		for (size_t i = 0; i < hostlen; i++)
-			if (!host_char(s[i]))
-				return err_set(e, EXIT_CONFIG, "vault endpoint %s: \"%c\" is not allowed in a host "
-					       "name", endpoint, s[i]);
-	}
-	if (colon) {
-		size_t plen = n - (size_t)(colon - s) - 1;
-		if (*colon != ':' || plen == 0 || plen > 5)
-			return err_set(e, EXIT_CONFIG, "vault endpoint %s: bad port", endpoint);
-		for (size_t i = 1; i <= plen; i++)
-			if (!isdigit((unsigned char)colon[i]))
-				return err_set(e, EXIT_CONFIG, "vault endpoint %s: bad port", endpoint);
-	}
+	size_t hostlen = *s == '[' ? (size_t)(strchr(s, ']') - s) + 1 : strcspn(s, ":/");
 	if (hostlen == 0 || hostlen >= sizeof v->host || n >= sizeof v->base - 8)
 		return err_set(e, EXIT_CONFIG, "vault endpoint %s: no usable host name", endpoint);
 	snprintf(v->base, sizeof v->base, "https://%.*s", (int)n, s);
@@ -81,11 +47,9 @@ int vault_init(struct vault *v, const char *endpoint, const char *resource, cons
 			 strstr(v->host, "managedhsm") ? "https://managedhsm.azure.net" : "https://vault.azure.net");
 	}
 
-	const char *av = api_version && *api_version ? api_version : VAULT_DEFAULT_API_VERSION;
-	if (strncmp(av, "api-version=", 12) == 0)
-		av += 12;
-	size_t al = strlen(av);
-	if (al == 0 || al >= sizeof v->api_version || strspn(av, "0123456789abcdefghijklmnopqrstuvwxyz.-") != al)
+	const char *given = api_version && *api_version ? api_version : VAULT_DEFAULT_API_VERSION;
+	const char *av = api_version_value(given);
+	if (!av)
 		return err_set(e, EXIT_CONFIG, "api version \"%s\": expected a version such as 7.4",
 			       api_version);
 	snprintf(v->api_version, sizeof v->api_version, "%s", av);
@@ -193,7 +157,7 @@ int vault_bearer(const struct bearer_source *src, const struct vault *v, struct 
 }
 
 int vault_request(const struct vault *v, const char *what, const char *method, const char *path,
-		  const char *body, size_t body_len, const struct secbuf *bearer,
+		  const char *body, size_t body_len, const struct secbuf *bearer, long deadline_ms,
 		  struct http_response *rs, struct err *e)
 {
 	char url[1024];
@@ -209,7 +173,8 @@ int vault_request(const struct vault *v, const char *what, const char *method, c
 	const char *headers[] = {(const char *)auth.data, "Content-Type: application/json",
 				 "Accept: application/json", NULL};
 	struct http_request rq = {.what = what, .method = method, .url = url, .headers = headers,
-				  .body = body, .body_len = body_len, .secret_response = 1};
+				  .body = body, .body_len = body_len, .secret_response = 1,
+				  .deadline_ms = deadline_ms};
 	int rc = http_do(&rq, rs, e);
 	secbuf_free(&auth);
 	return rc;

@@ -44,10 +44,11 @@ struct bearer_source {
 int vault_bearer(const struct bearer_source *src, const struct vault *v, struct secbuf *token,
 		 struct err *e);
 
-/* One request to the vault: method path?api-version=..., JSON body, the bearer token.  0 when an
- * answer arrived (rs filled, caller judges status), -1 with e (EXIT_NETWORK) when none did. */
+/* One request to the vault: method path?api-version=..., JSON body, the bearer token, retried
+ * within deadline_ms (0: the tool's --deadline; -1: one attempt).  0 when an answer arrived (rs
+ * filled, caller judges status), -1 with e (EXIT_NETWORK) when none did. */
 int vault_request(const struct vault *v, const char *what, const char *method, const char *path,
-		  const char *body, size_t body_len, const struct secbuf *bearer,
+		  const char *body, size_t body_len, const struct secbuf *bearer, long deadline_ms,
 		  struct http_response *rs, struct err *e);
 
 /* The service's words for a refusal: "Code: message" from {"error":{"code","message"}}, cut to one

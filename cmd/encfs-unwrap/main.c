@@ -1,16 +1,19 @@
 /* encfs-unwrap: the wrapping key pair (keygen), and the filesystem key out of a Key Vault / Managed
  * HSM release response: verify the JWS and its certificate chain, unwrap, derive.  See
  * encfs-unwrap(1). */
+#include "cli.h"
 #include "encode.h"
 #include "http.h"
 #include "io.h"
 #include "jws.h"
 #include "json.h"
+#include "jwt.h"
 #include "keygen.h"
 #include "log.h"
 #include "release.h"
 #include "rsakey.h"
 #include "secmem.h"
+#include "show.h"
 #include "strbuf.h"
 
 #include <errno.h>
@@ -26,9 +29,11 @@
 #define INPUT_MAX (JWS_MAX_TEXT + 4096)
 
 static const char usage_text[] =
-	"usage: encfs-unwrap --private FILE [--akv ENDPOINT] [--kid NAME[/VERSION]] [--salt HEX]\n"
-	"                    [--label TEXT] [--cacert FILE] [-v] < release.jws > key\n"
-	"       encfs-unwrap keygen --private FILE [-v] > jwks.json\n"
+	"usage: encfs-unwrap [-v] --private FILE [--akv ENDPOINT] [--kid NAME[/VERSION]] [--salt HEX]\n"
+	"                    [--label TEXT] [--cacert FILE] < release.jws > key\n"
+	"       encfs-unwrap [-v] keygen --private FILE > jwks.json\n"
+	"       encfs-unwrap [-v] show < release.jws\n"
+	"       encfs-unwrap -h | --help\n"
 	"options:\n"
 	"  --private FILE    the wrapping key's private half (keygen writes it: new file, 0600)\n"
 	"  --akv ENDPOINT    the vault or Managed HSM the response must come from (host[:port] or URL)\n"
@@ -37,25 +42,18 @@ static const char usage_text[] =
 	"  --label TEXT      HKDF info for RSA-HSM keys (key_derivation.label);\n"
 	"                    default \"Symmetric Encryption Key\"\n"
 	"  --cacert FILE     trust anchors (PEM) for the signing chain, instead of the system store\n"
-	"  -v                more verbose (repeatable)\n"
+	"  -v, --verbose     more verbose (repeatable)\n"
 	"  -h, --help        this help\n";
-
-static _Noreturn void usage(const char *why)
-{
-	if (why)
-		die(EXIT_USAGE, "bad command line: %s (see encfs-unwrap --help)", why);
-	fputs(usage_text, stdout);
-	exit(EXIT_OK);
-}
 
 struct options {
 	const char *private_path, *akv, *kid, *salt_hex, *label, *cacert;
-	int keygen;
+	int keygen, show;
 };
 
 static void parse_options(int argc, char **argv, struct options *o)
 {
 	enum { OPT_PRIVATE = 256, OPT_AKV, OPT_KID, OPT_SALT, OPT_LABEL, OPT_CACERT };
+	static const char shortopts[] = "vh";
 	static const struct option longopts[] = {
 		{"private", required_argument, NULL, OPT_PRIVATE},
 		{"akv", required_argument, NULL, OPT_AKV},
@@ -63,17 +61,22 @@ static void parse_options(int argc, char **argv, struct options *o)
 		{"salt", required_argument, NULL, OPT_SALT},
 		{"label", required_argument, NULL, OPT_LABEL},
 		{"cacert", required_argument, NULL, OPT_CACERT},
+		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	if (argc > 1 && strcmp(argv[1], "keygen") == 0) {
+	/* [-v...] [keygen | show] OPTIONS: a subcommand comes first, after any -v */
+	int first = cli_leading_verbose(argc, argv);
+	if (first < argc && strcmp(argv[first], "keygen") == 0)
 		o->keygen = 1;
-		argv[1] = argv[0];
-		argc--;
-		argv++;
-	}
+	else if (first < argc && strcmp(argv[first], "show") == 0)
+		o->show = 1;
+	else
+		first--;
+	cli_shift(&argc, &argv, first);
 	int c;
-	while ((c = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
 		switch (c) {
 		case OPT_PRIVATE: o->private_path = optarg; break;
 		case OPT_AKV: o->akv = optarg; break;
@@ -82,16 +85,28 @@ static void parse_options(int argc, char **argv, struct options *o)
 		case OPT_LABEL: o->label = optarg; break;
 		case OPT_CACERT: o->cacert = optarg; break;
 		case 'v': log_more_verbose(); break;
-		case 'h': usage(NULL);
-		default: usage("unknown option");
+		case 'h': fputs(usage_text, stdout); exit(fflush(stdout) == 0 ? EXIT_OK : EXIT_INTERNAL);
+		default: cli_bad_option(argv, shortopts, longopts);
 		}
 	}
-	if (optind < argc)
-		usage("unexpected argument");
+	if (optind < argc) {
+		const char *a = argv[optind];
+		if (strcmp(a, "keygen") == 0 || strcmp(a, "show") == 0)
+			cli_usage("unexpected argument %s (a subcommand comes first: encfs-unwrap %s ...)", a, a);
+		cli_usage("unexpected argument %s (%s)", a,
+			  o->keygen ? "keygen writes the private half to --private FILE"
+				    : "the release response comes on standard input");
+	}
+	int unwrap_opts = o->akv || o->kid || o->salt_hex || o->label || o->cacert;
+	if (o->show) {
+		if (unwrap_opts || o->private_path)
+			cli_usage("show takes only -v: it reads the release response on standard input");
+		return;
+	}
 	if (!o->private_path || !*o->private_path)
-		usage("--private FILE is required");
-	if (o->keygen && (o->akv || o->kid || o->salt_hex || o->label || o->cacert))
-		usage("keygen takes only --private and -v");
+		cli_usage("--private FILE is required");
+	if (o->keygen && unwrap_opts)
+		cli_usage("keygen takes only --private and -v");
 }
 
 static int run_keygen(const struct options *o)
@@ -118,6 +133,7 @@ static int run_keygen(const struct options *o)
 static char *read_release(struct err *e)
 {
 	size_t len = 0;
+	stdin_refuse_tty("reading the release response", "pipe encfs-skr's output in, or < FILE");
 	char *text = read_fd_capped(STDIN_FILENO, INPUT_MAX, &len);
 	if (!text) {
 		err_set(e, EXIT_CONFIG, "reading the release response: %s",
@@ -131,8 +147,14 @@ static char *read_release(struct err *e)
 		len--;
 	if (start == len) {
 		free(text);
-		err_set(e, EXIT_CONFIG, "reading the release response: standard input is empty "
-			"(pipe encfs-skr's output in)");
+		stdin_empty(e, "reading the release response", "pipe encfs-skr's output in");
+		return NULL;
+	}
+	/* another step's product: say where it goes rather than call it a broken signature */
+	enum data_kind kind = data_kind(text + start, len - start);
+	if (kind == DATA_MAA_TOKEN || kind == DATA_JWKS) {
+		free(text);
+		err_set(e, EXIT_CONFIG, "reading the release response: %s", data_kind_says(kind));
 		return NULL;
 	}
 	if (memchr(text + start, '\0', len - start)) {
@@ -208,19 +230,19 @@ static int run_unwrap(const struct options *o, unsigned char key[FS_KEY_LEN], st
 	unsigned char salt[SALT_MAX];
 	size_t salt_len = 0;
 	if (o->salt_hex && hex_decode(o->salt_hex, strlen(o->salt_hex), salt, sizeof salt, &salt_len) != 0)
-		return err_set(e, EXIT_USAGE, "bad command line: --salt is not hex of at most %d bytes "
-			       "(key_derivation.salt)", SALT_MAX);
+		return err_set(e, EXIT_USAGE, "usage: --salt is not hex of at most %d bytes "
+			       "(key_derivation.salt) (see --help)", SALT_MAX);
 	/* the vault the response must come from: --akv, or the host of a --kid URL (the same one when
 	 * both are given) */
 	char given_host[256] = "";
 	if (o->akv && endpoint_host(o->akv, given_host, sizeof given_host) != 0)
-		return err_set(e, EXIT_USAGE, "bad command line: --akv %s has no host name", o->akv);
+		return err_set(e, EXIT_USAGE, "usage: --akv %s has no host name (see --help)", o->akv);
 	struct key_ref want = {0};
 	if (o->kid && key_ref_parse(o->kid, &want) != 0)
-		return err_set(e, EXIT_USAGE, "bad command line: --kid %s: a key is NAME[/VERSION] (letters, "
-			       "digits and dashes) or https://HOST/keys/NAME[/VERSION]", o->kid);
+		return err_set(e, EXIT_USAGE, "usage: --kid %s: a key is NAME[/VERSION] (letters, digits and "
+			       "dashes) or https://HOST/keys/NAME[/VERSION] (see --help)", o->kid);
 	if (want.host[0] && given_host[0] && strcmp(want.host, given_host) != 0)
-		return err_set(e, EXIT_USAGE, "bad command line: --kid %s is in %s, not in the --akv vault %s",
+		return err_set(e, EXIT_USAGE, "usage: --kid %s is in %s, not in the --akv vault %s (see --help)",
 			       o->kid, want.host, given_host);
 	if (want.host[0])
 		snprintf(given_host, sizeof given_host, "%s", want.host);
@@ -261,6 +283,12 @@ static int run_unwrap(const struct options *o, unsigned char key[FS_KEY_LEN], st
 		goto out;
 	if (filesystem_key(rk.kty, &material, salt, salt_len, o->label, key, e) != 0)
 		goto out;
+	/* said at the default level: a configuration that lost its salt opens nothing, and looks
+	 * like a wrong key in encfs-dmsetup */
+	if (!o->salt_hex && (strcmp(rk.kty, "RSA") == 0 || strcmp(rk.kty, "RSA-HSM") == 0))
+		log_warn("the %s key was derived without a salt (no --salt, that is no key_derivation.salt "
+			 "in the configuration): a key imported with a salt gives another key this way",
+			 rk.kty);
 	rc = 0;
 out:
 	wipe(salt, sizeof salt);
@@ -285,6 +313,8 @@ int main(int argc, char **argv)
 		http_set_ca_bundle(o.cacert);
 	if (o.keygen)
 		return run_keygen(&o);
+	if (o.show)
+		return show_release();
 
 	if (isatty(STDOUT_FILENO))
 		die(EXIT_USAGE, "writing the key: standard output is a terminal; refusing to show key bytes "

@@ -106,8 +106,10 @@ def issue_leaf(d, name, hosts, ca="ca", key_type="ec", usage="server"):
 
 class Faults:
     """Rules set through POST /_fault: {"path": prefix, "count": n, "status": code,
-    "retry_after": s, "delay": s, "body": text, "reset": true, "truncate": true}.  Each matching
-    request consumes one count; count -1 means forever.  DELETE /_fault clears them all."""
+    "retry_after": s, "delay": s, "body": text, "reset": true, "truncate": true, "snapshot": file}.
+    Each matching request consumes one count; count -1 means forever.  "snapshot" records in the
+    request log (/_requests) what that file held when the request arrived.  DELETE /_fault clears
+    them all."""
 
     def __init__(self):
         self.lock = threading.Lock()
@@ -172,6 +174,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if u.path == "/_requests":
             return self.reply(200, self.server.requests[:-1])
         f = self.server.faults.take(u.path)
+        if f and f.get("snapshot"):
+            # what a file (a client's stderr) held when this request arrived: tests order events
+            # by it ("the warning was written before the retry came"), never by the clock
+            try:
+                with open(f["snapshot"], encoding="utf-8", errors="replace") as sf:
+                    self.server.requests[-1]["snapshot"] = sf.read()
+            except OSError as e:
+                self.server.requests[-1]["snapshot"] = "(unreadable: %s)" % e
         if f:
             if f.get("delay"):
                 time.sleep(f["delay"])

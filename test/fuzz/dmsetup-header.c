@@ -81,7 +81,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct err e;
 	if (luks_read(&b, &v, &e) == 0) {
 		if (devnull) {
-			luks_dump_text(&v, devnull);
+			luks_dump_text(&v, "fuzz.img", devnull);
 			(void)luks_dump_json(&v, devnull);
 		}
 		char buf[256];

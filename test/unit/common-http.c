@@ -148,7 +148,9 @@ int main(void)
 	snprintf(url, sizeof url, "https://127.0.0.1:%d/ok", port2);
 	struct http_request rq = {.what = "wrong name", .url = url};
 	is_int(http_do(&rq, &rs, &e), -1, "a certificate for another host name is refused");
-	like(e.msg, "wrong name: https://127.0.0.1", "... naming the call and the URL");
+	char where[64];
+	snprintf(where, sizeof where, "wrong name: 127.0.0.1:%d: ", port2);
+	like(e.msg, where, "... naming the call and the host:port");
 
 	/* plain http is refused unless allowed */
 	snprintf(url, sizeof url, "http://127.0.0.1:%d/ok", port);
@@ -167,6 +169,12 @@ int main(void)
 
 	/* SAS query strings stay out of messages */
 	char shown[256];
+	http_hostport("https://a.blob.core.windows.net/c/b?sv=1&sig=SECRET", shown, sizeof shown);
+	is_str(shown, "a.blob.core.windows.net:443", "host:port spells out https's default port");
+	http_hostport("http://169.254.169.254/metadata", shown, sizeof shown);
+	is_str(shown, "169.254.169.254:80", "... and http's");
+	http_hostport("https://[::1]:8443/x", shown, sizeof shown);
+	is_str(shown, "[::1]:8443", "... an IPv6 address in brackets, a given port as it is");
 	http_url_for_log("https://a.blob.core.windows.net/c/b?sv=1&sig=SECRET", shown, sizeof shown);
 	is_str(shown, "https://a.blob.core.windows.net/c/b?<query hidden>", "query string hidden in URLs");
 

@@ -47,9 +47,55 @@ static void test_key_ref(void)
 		is_int(key_ref_parse(bad[i], &r), -1, "key reference \"%s\" refused", bad[i]);
 }
 
+/* the one endpoint grammar encfs-config checks and encfs-skr and encfs-attest read */
+static void test_endpoint_check(void)
+{
+	char why[256];
+	static const char *const good[] = {
+		"myvault.vault.azure.net", "myvault.vault.azure.net/", "https://myvault.vault.azure.net",
+		"HTTPS://h.managedhsm.azure.net/", "127.0.0.1:8443", "[::1]:9", "[::1]", "h:1", "h:65535",
+	};
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+		is_int(endpoint_check(good[i], why, sizeof why), 0, "endpoint %s", good[i]);
+	static const char *const bad[][2] = {
+		{"", "is empty"},
+		{"http://h", "only https"},
+		{"ftp://h", "only https"},
+		{"https://h/attest", "has a path"},
+		{"h/keys/k", "has a path"},
+		{"h//", "has a path"},
+		{"h?x=1", "has a query"},
+		{"h#f", "has a fragment"},
+		{"h:0", "bad port"},
+		{"h:65536", "bad port"},
+		{"h:", "bad port"},
+		{"h:8x", "bad port"},
+		{"h:99999999999999999999", "bad port"},
+		{"u@h", "user information"},
+		{"my vault", "which a host name cannot have"},
+		{"h_1", "which a host name cannot have"},
+		{"[::1", "unterminated"},
+		{"[]", "unterminated or empty"},
+		{"[::g]", "bad [address]"},
+		{"[::1]x", "after the [address]"},
+		{"https://", "no usable host"},
+		{":443", "no usable host"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		int rc = endpoint_check(bad[i][0], why, sizeof why);
+		ok(rc == -1 && strstr(why, bad[i][1]), "endpoint \"%s\" refused: %s", bad[i][0], why);
+	}
+	is_str(api_version_value("api-version=7.4"), "7.4", "api-version=7.4 is 7.4");
+	is_str(api_version_value("2016-10-01"), "2016-10-01", "a dated API version");
+	ok(api_version_value("") == NULL && api_version_value("7.4 beta") == NULL &&
+	   api_version_value("7.4&x=1") == NULL && api_version_value("api-version=") == NULL,
+	   "empty, spaces, & and a bare prefix are refused");
+}
+
 int main(void)
 {
 	test_endpoint();
+	test_endpoint_check();
 	test_key_ref();
 	/* a name of 128 characters is one too many */
 	char long_name[140];
