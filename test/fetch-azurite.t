@@ -130,8 +130,8 @@ _sum=$(printf '%s' "$sas" | encfs-fetch --allow-http - 2>"$T/err" | sha256sum | 
 is "$_sum" "$(sha256 "$T/dense")" "... to standard output too (no final newline needed)"
 rc=0
 out=$(printf '' | encfs-fetch --allow-http -o "$T/nope" - 2>&1) || rc=$?
-is "$rc:$out" "2:encfs-fetch: reading the URL from standard input: empty (give the blob URL on one line)" \
-	"URL - with nothing on standard input: usage error"
+is "$rc:$out" "3:encfs-fetch: reading the URL from standard input: nothing on standard input: did the previous step fail? (pipe the blob URL in, on one line)" \
+	"URL - with nothing on standard input: exit 3, naming the likely cause"
 rc=0
 out=$(printf '%s\n%s\n' "$sas" "$sas" | encfs-fetch --allow-http -o "$T/nope" - 2>&1) || rc=$?
 is "$rc" 2 "URL - with two lines: usage error"
@@ -155,7 +155,7 @@ is "$rc" 3 "a missing blob is exit 3"
 like "$err" "HTTP 404" "the error shows the 404"
 run encfs-fetch "$http_ep/pub/dense" -o "$T/nope"
 is "$rc" 2 "http:// without --allow-http is a usage error"
-like "$err" "only https:// is allowed" "the error says why"
+like "$err" "is plain http (https is required; http is a test switch)" "the error says why"
 run encfs-fetch --private --allow-http "$http_ep/priv/dense" -o "$T/nope"
 is "$rc" 2 "--private over http:// is refused (a bearer token needs https)"
 run encfs-fetch --private --cacert "$CA" "$(blobjs sas "$https_ep" priv dense)" -o "$T/nope"

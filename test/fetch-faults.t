@@ -55,7 +55,7 @@ for f in \
 	is "$(stat_of faults)" "$(json_get "$f" count)" "the proxy injected it"
 	case $f in
 	*head*) ;;
-	*) like "$err" "retrying in" "the retry is logged" ;;
+	*) like "$err" "; retrying until " "the retry is logged: the first as a warning, with host:port and until when" ;;
 	esac
 done
 

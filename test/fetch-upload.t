@@ -200,7 +200,7 @@ for f in \
 	# a request on a kept-alive connection that dies without an answer is sent again by libcurl
 	# itself: no retry of ours to log
 	*lease* | *pagelist*) ;;
-	*) like "$err" "retrying in" "  the retry is logged" ;;
+	*) like "$err" "; retrying until " "  the retry is logged: the first as a warning, with host:port and until when" ;;
 	esac
 	roundtrip "after $f" "$T/f" "fault$n"
 	is "$(lease_state "fault$n")" available "  the lease is released"
@@ -223,7 +223,8 @@ err=$(cat "$T/err")
 is "$rc" 4 "a 503 that persists past --deadline is exit 4"
 like "$err" "gave up after" "  the error says it gave up"
 like "$err" "the blob is incomplete (upload again with --force)" "  and that the blob is incomplete"
-is "$(printf '%s\n' "$err" | wc -l)" 1 "  in one line"
+is "$(printf '%s\n' "$err" | grep -v ': warning: ' | wc -l)" 1 "  in one line (after the first retry's warning)"
+like "$err" "encfs-fetch: warning: Put Page of bytes " "  the first retry was a warning"
 is "$(lease_state giveup)" available "  the lease is released"
 
 # a Put Page acknowledged but never done: the page list check catches it

@@ -77,13 +77,10 @@ same_forms() {
 }
 
 # the date and the footer (.Os) of every page are the same: encfs.sh(1)'s is the reference
-# (encfs-fetch(1) is being rewritten elsewhere; its date is set when that work is merged)
 want_date=$(grep -h '^\.Dd ' "$ENCFS_SRC/man/encfs.sh.1")
 for page in "$ENCFS_SRC"/man/*.[1-8]; do
 	name=$(basename "$page")
-	todo=""
-	[ "$name" != encfs-fetch.1 ] || todo=" # TODO date set when the encfs-fetch rework is merged"
-	is "$(grep -h '^\.Dd ' "$page")" "$want_date" "$name: the date of every page ($want_date)$todo"
+	is "$(grep -h '^\.Dd ' "$page")" "$want_date" "$name: the date of every page ($want_date)"
 done
 footers=$(grep -h '^\.Os' "$ENCFS_SRC"/man/*.[1-8] | sort -u | tr '\n' ' ')
 is "$footers" ".Os encfs " "every page has the same footer (.Os encfs)"

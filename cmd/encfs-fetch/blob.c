@@ -1,6 +1,7 @@
 /* The blob client: requests to one blob, each retried on its own connection, and the judging of
  * what Blob Storage answers. */
 #include "blob.h"
+#include "bloburl.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -86,43 +87,25 @@ void blob_conn_free(struct blob_conn *cn)
 
 int blob_check_url(const char *url, int allow_http, struct err *e)
 {
-	char shown[512];
+	char shown[512], why[256];
+	if (blob_url_check(url, allow_http, why, sizeof why) == 0)
+		return 0;
 	http_url_for_log(url, shown, sizeof shown);
-	CURLU *u = curl_url();
-	if (!u)
-		return err_set(e, EXIT_INTERNAL, "checking the URL: out of memory");
-	char *scheme = NULL, *host = NULL, *path = NULL, *fragment = NULL;
-	int ret = 0;
-	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK) {
-		ret = err_set(e, EXIT_USAGE, "bad URL %s: not an absolute http(s) URL "
-			      "(give https://ACCOUNT.blob.core.windows.net/CONTAINER/BLOB)", shown);
-		goto out;
-	}
-	if (curl_url_get(u, CURLUPART_FRAGMENT, &fragment, 0) == CURLUE_OK) {
-		ret = err_set(e, EXIT_USAGE, "bad URL %s: it has a #fragment (remove it)", shown);
-		goto out;
-	}
-	if (strcmp(scheme, "https") != 0 && !(allow_http && strcmp(scheme, "http") == 0)) {
-		ret = err_set(e, EXIT_USAGE, "bad URL %s: only https:// is allowed%s", shown,
-			      strcmp(scheme, "http") == 0 ? " (--allow-http permits http:// for tests)" : "");
-		goto out;
-	}
-	/* /container/blob at least: a blob name may hold further slashes */
-	const char *p = path[0] == '/' ? path + 1 : path, *slash = strchr(p, '/');
-	if (!slash || slash == p || slash[1] == '\0') {
-		ret = err_set(e, EXIT_USAGE, "bad URL %s: no /CONTAINER/BLOB path", shown);
-		goto out;
-	}
-out:
-	curl_free(scheme);
-	curl_free(host);
-	curl_free(path);
-	curl_free(fragment);
-	curl_url_cleanup(u);
-	return ret;
+	return err_set(e, EXIT_USAGE, "bad URL %s: %s", shown, why);
+}
+
+void blob_note_retry(struct blob_client *c, const char *what, const char *why, long wait_ms, long remaining_ms)
+{
+	pthread_mutex_lock(&c->lock);
+	int first = !c->warned;
+	c->warned = 1;
+	pthread_mutex_unlock(&c->lock);
+	if (first) {
+		char where[300];
+		http_hostport(c->url, where, sizeof where);
+		http_warn_retrying(what, where, why, remaining_ms);
+	} else
+		log_info("%s: %s; retrying in %ld ms", what, why, wait_ms);
 }
 
 void blob_hide_query(char *msg, size_t size, const char *url)
@@ -379,6 +362,7 @@ int blob_call(struct blob_client *c, struct blob_conn *cn, const struct blob_cal
 	else
 		snprintf(url, need, "%s", base);
 
+	int unresolved = 0;
 	for (int n = 1;; n++) {
 		if (!call->final && blob_stopping(c)) {
 			err_set(e, EXIT_DEVICE, "%s: interrupted by a signal", call->what);
@@ -428,6 +412,11 @@ int blob_call(struct blob_client *c, struct blob_conn *cn, const struct blob_cal
 				err_set(e, EXIT_NETWORK, "%s: %s", call->what, why);
 				goto out;
 			}
+			/* a name that does not resolve will not start to: not until the deadline */
+			if (rc == CURLE_COULDNT_RESOLVE_HOST && ++unresolved >= HTTP_RESOLVE_ATTEMPTS) {
+				err_set(e, EXIT_NETWORK, "%s: %s; gave up after %d attempts", call->what, why, n);
+				goto out;
+			}
 			retry_ok_after_send = rc != CURLE_COULDNT_CONNECT && rc != CURLE_COULDNT_RESOLVE_HOST;
 		} else if (http_transient(CURLE_OK, status)) {
 			snprintf(why, sizeof why, "HTTP %ld %s", status, blob_service_error(x.hdr, code, sizeof code));
@@ -454,7 +443,7 @@ int blob_call(struct blob_client *c, struct blob_conn *cn, const struct blob_cal
 				"the network)", call->what, why, n, now - first_fail);
 			goto out;
 		}
-		log_info("%s: %s; retrying in %ld ms", call->what, why, wait);
+		blob_note_retry(c, call->what, why, wait, deadline - (long)(now - first_fail));
 		if (nap(c, wait, call->final) != 0) {
 			err_set(e, EXIT_DEVICE, "%s: interrupted by a signal", call->what);
 			goto out;

@@ -36,8 +36,9 @@ struct blob_client {
 	long timeout_ms;    /* a request that moves no byte for this long is cut and retried */
 	long deadline_ms;   /* a request that keeps failing for this long is an error */
 	const volatile sig_atomic_t *stop; /* set by a signal handler: give up now (may be NULL) */
-	pthread_mutex_t lock; /* guards auth */
+	pthread_mutex_t lock; /* guards auth and warned */
 	struct secbuf auth; /* "Authorization: Bearer ..." (NUL-terminated), or empty */
+	int warned;         /* the first retry has been a warning (the later ones are info) */
 };
 
 /* Sets up c for url (checked with blob_check_url).  timeout and deadline as above. */
@@ -49,6 +50,9 @@ int blob_client_has_auth(struct blob_client *c);
 void blob_client_free(struct blob_client *c);
 /* True once the stop flag is set. */
 int blob_stopping(const struct blob_client *c);
+/* A failure that is retried: the first of the client's is a warning at the default level (what,
+ * host:port, why, until when), the later ones are info lines "retrying in WAIT ms". */
+void blob_note_retry(struct blob_client *c, const char *what, const char *why, long wait_ms, long remaining_ms);
 
 /* One thread's connection. */
 struct blob_conn {

@@ -388,8 +388,10 @@ static int retry_later(struct engine *g, struct slot *s, const char *why, long r
 			       "gave up after %d attempts in %lld ms (check the service and the network)",
 			       g->shown, s->is_pagelist ? "page list of" : "range", s->start, s->end, why,
 			       s->attempts, now - s->first_fail_ms);
-	log_info("%s bytes %" PRIu64 "-%" PRIu64 ": %s; retrying in %ld ms",
-		 s->is_pagelist ? "page list of" : "range", s->start, s->end, why, wait);
+	char what[96];
+	snprintf(what, sizeof what, "%s bytes %" PRIu64 "-%" PRIu64, s->is_pagelist ? "page list of" : "range",
+		 s->start, s->end);
+	blob_note_retry(g->cfg->blob, what, why, wait, g->cfg->blob->deadline_ms - (long)(now - s->first_fail_ms));
 	g->stats->retries++;
 	s->state = SLOT_WAIT;
 	s->not_before_ms = now + wait;

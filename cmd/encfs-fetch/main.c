@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "blob.h"
+#include "cli.h"
 #include "fetch.h"
 #include "http.h"
 #include "identity.h"
@@ -66,9 +67,10 @@ static int create_output(const char *output, int force, char **tmp_name)
 	*tmp_name = NULL;
 	if (!force) {
 		int fd = open(output, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd < 0 && errno == EEXIST) /* made since the check in main */
+			die(EXIT_USAGE, "%s exists (use --force to replace it)", output);
 		if (fd < 0)
-			die(EXIT_DEVICE, "creating %s: %s%s", output, strerror(errno),
-			    errno == EEXIST ? " (use --force to replace it)" : "");
+			die(EXIT_DEVICE, "creating %s: %s", output, strerror(errno));
 		return fd;
 	}
 	const char *slash = strrchr(output, '/');
@@ -90,7 +92,9 @@ static int create_output(const char *output, int force, char **tmp_name)
 #define URL_MAX 8192
 static char *read_url_line(void)
 {
+	static const char what[] = "reading the URL from standard input";
 	size_t len;
+	stdin_refuse_tty(what, "pipe the blob URL in, on one line");
 	char *text = read_fd_capped(STDIN_FILENO, URL_MAX + 1, &len);
 	if (!text)
 		die(errno == EFBIG ? EXIT_USAGE : EXIT_INTERNAL, "reading the URL from standard input: %s",
@@ -99,9 +103,13 @@ static char *read_url_line(void)
 		text[--len] = '\0';
 	if (len > 0 && text[len - 1] == '\r')
 		text[--len] = '\0';
-	if (len == 0 || memchr(text, '\n', len) || strlen(text) != len)
-		die(EXIT_USAGE, "reading the URL from standard input: %s",
-		    len == 0 ? "empty (give the blob URL on one line)" : "more than one line (give one blob URL)");
+	if (len == 0) {
+		struct err e;
+		stdin_empty(&e, what, "pipe the blob URL in, on one line");
+		die_err(&e);
+	}
+	if (memchr(text, '\n', len) || strlen(text) != len)
+		die(EXIT_USAGE, "%s: more than one line (give one blob URL)", what);
 	return text;
 }
 
@@ -111,8 +119,7 @@ static long parse_long_opt(const char *name, const char *v, long min, long max)
 	errno = 0;
 	long x = strtol(v, &end, 10);
 	if (errno || end == v || *end || x < min || x > max)
-		die(EXIT_USAGE, "bad option %s %s: want an integer from %ld to %ld (see encfs-fetch --help)", name, v,
-		    min, max);
+		cli_usage("%s %s: want a whole number from %ld to %ld", name, v, min, max);
 	return x;
 }
 
@@ -236,6 +243,7 @@ int main(int argc, char **argv)
 	log_init(argv[0]);
 	secmem_init();
 	int c;
+	opterr = 0;
 	while ((c = getopt_long(argc, argv, "o:u:fj:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'o': o.output = optarg; break;
@@ -250,15 +258,15 @@ int main(int argc, char **argv)
 		case OPT_ALLOW_HTTP: o.allow_http = 1; break;
 		case 'v': log_more_verbose(); break;
 		case 'h': fputs(usage_text, stdout); return EXIT_OK;
-		default: fputs(usage_text, stderr); return EXIT_USAGE;
+		default: cli_bad_option(argv, "o:u:fj:vh", opts);
 		}
 	}
-	if (optind != argc - 1) {
-		fputs(usage_text, stderr);
-		die(EXIT_USAGE, "bad command line: give exactly one blob URL (see encfs-fetch --help)");
-	}
+	if (optind == argc)
+		cli_usage("give the blob URL (or - to read it from standard input)");
+	if (optind < argc - 1)
+		cli_usage("unexpected argument %s (give exactly one blob URL)", argv[optind + 1]);
 	if (o.upload && o.output)
-		die(EXIT_USAGE, "bad command line: --upload and -o exclude each other (one mode at a time)");
+		cli_usage("--upload and -o exclude each other (one mode at a time)");
 	char *url_from_stdin = NULL;
 	const char *url = argv[optind];
 	if (strcmp(url, "-") == 0)
@@ -270,10 +278,9 @@ int main(int argc, char **argv)
 		die_err(&e);
 	blob.writing = o.upload != NULL;
 	if (o.use_identity && strchr(url, '?'))
-		die(EXIT_USAGE, "bad command line: --private and a SAS URL (with a query string) exclude each "
-			       "other (drop one)");
+		cli_usage("--private and a SAS URL (with a query string) exclude each other (drop one)");
 	if (o.use_identity && strncasecmp(url, "https://", 8) != 0)
-		die(EXIT_USAGE, "bad command line: --private sends a bearer token, which needs an https:// URL");
+		cli_usage("--private sends a bearer token, which needs an https:// URL");
 	if (!o.upload && !o.output && isatty(STDOUT_FILENO))
 		die(EXIT_USAGE, "refusing to write blob bytes to a terminal (give -o FILE or redirect "
 			       "standard output)");
