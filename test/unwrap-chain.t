@@ -149,11 +149,14 @@ is "${chain_rc:-ok}:$(hexof "$T/key")" "ok:$(hkdf "$T/rsa.pem" "" "Symmetric Enc
 	"RSA-HSM with no salt and no label: HKDF with an empty salt and the default label"
 salt=01 label=""
 chain "$VAULT" rsaplain
-unlike "$(hexof "$T/key")" "$(hkdf "$T/rsa.pem" "" "Symmetric Encryption Key")" "another salt gives another key"
+is "${chain_rc:-ok}:$(hexof "$T/key")" "ok:$(hkdf "$T/rsa.pem" 01 "Symmetric Encryption Key")" \
+	"another salt (01) gives HKDF with that salt, as computed independently"
+unlike "$(hexof "$T/key")" "$(hkdf "$T/rsa.pem" "" "Symmetric Encryption Key")" "  another key than with no salt"
 
 # --- one release response to tamper with ------------------------------------------------------
-encfs-unwrap keygen --private "$T/shm/t.pem" 2>/dev/null |
+stage keygen encfs-unwrap keygen --private "$T/shm/t.pem" 2>/dev/null |
 	encfs-attest --fake-report --maa "$MAA" 2>/dev/null >"$T/token" || bail "no token"
+[ "$(stage_rc keygen)" = 0 ] || bail "keygen failed"
 encfs-skr --akv "$VAULT" --kid octkey <"$T/token" >"$T/good.jws" 2>/dev/null || bail "no release"
 run_to "$T/key" encfs-unwrap --private "$T/shm/t.pem" --akv "$VAULT" <"$T/good.jws"
 is "$rc:$(hexof "$T/key")" "0:$WANT_OCT" "the untouched response unwraps"
