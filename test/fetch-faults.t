@@ -280,6 +280,12 @@ is "$rc" 4 "a service cycling through continuation markers is refused (exit 4)"
 like "$err" "continuation" "  the error says so"
 n=$(stat_of by_kind.pagelist.requests)
 ok "$([ "$n" -le 1100 ] && echo 0 || echo 1)" "  after a bounded number of requests ($n)"
+proxy_reset
+fault '{"kind":"pagelist","action":"header","set":{"ETag":"\"0x8DD0THER\""}}'
+fetch "$ep/pub/sparse"
+is "$rc" 8 "a page list answered for another ETag than the blob's is refused (exit 8)"
+like "$err" "the blob changed during the download (ETag \"0x8DD0THER\", expected" "  the error says the blob changed"
+ok "$([ ! -e "$T/got" ] && echo 0 || echo 1)" "  no output file"
 proxy_ctl DELETE /_fault >/dev/null
 fault '{"kind":"head","action":"header","set":{"ETag":"\"0x8D\u001b[2J\""}}'
 fetch "$ep/pub/sparse"
