@@ -6,6 +6,10 @@
 #   make check SANITIZE=1     every test, guest ones too, under ASan+UBSan only (build-san/)
 #   make fuzz [FUZZ_TIME=60]  build the libFuzzer targets (clang) and run each for FUZZ_TIME seconds
 #   make bench                run the benchmarks (our tools beside their peers)
+#   make mutate               mutation check: test/mutations.txt applied one by one to a copy of the
+#                             tree; fails if a mutation survives its tests [MUTATIONS="name..."]
+#   make check STRICT=1       a skipped test fails unless test/skips.allowed lists it (the default
+#                             under CI=true)
 #   make install [PREFIX=/usr/local] [DESTDIR=]
 #   make deps                 install build/test/demo dependencies (apt-get, npm); idempotent
 #

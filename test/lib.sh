@@ -25,12 +25,19 @@ ok() { # ok CONDITION-EXIT-STATUS DESCRIPTION
 	fi
 }
 
+# show LABEL TEXT: TEXT as TAP comment lines (every line, at most 4000 bytes: a multi-line or
+# binary value must not end up in the TAP stream as lines of its own)
+show() {
+	printf '%s\n' "$2" | head -c 4000 | sed "s/^/# $1 /"
+}
+
 is() { # is GOT WANT DESCRIPTION
 	if [ "$1" = "$2" ]; then
 		ok 0 "$3"
 	else
 		ok 1 "$3"
-		printf '# got:  %s\n# want: %s\n' "$1" "$2"
+		show "got: " "$1"
+		show "want:" "$2"
 	fi
 }
 
@@ -39,7 +46,8 @@ like() { # like GOT SUBSTRING DESCRIPTION
 	*"$2"*) ok 0 "$3" ;;
 	*)
 		ok 1 "$3"
-		printf '# got:     %s\n# missing: %s\n' "$1" "$2"
+		show "got:    " "$1"
+		show "missing:" "$2"
 		;;
 	esac
 }
@@ -48,7 +56,8 @@ unlike() { # unlike GOT SUBSTRING DESCRIPTION
 	case $1 in
 	*"$2"*)
 		ok 1 "$3"
-		printf '# got:        %s\n# must not have: %s\n' "$1" "$2"
+		show "got:          " "$1"
+		show "must not have:" "$2"
 		;;
 	*) ok 0 "$3" ;;
 	esac
@@ -92,7 +101,7 @@ skip_all() { # skip_all REASON: the whole script (a failure in strict mode unles
 	exit 1
 }
 
-diag() { printf '# %s\n' "$*"; }
+diag() { printf '%s\n' "$*" | sed 's/^/# /'; }
 
 bail() {
 	echo "Bail out! $*"

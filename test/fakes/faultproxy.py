@@ -29,14 +29,16 @@ Control (never forwarded):
                   adds, {"drop": [name, ...]} removes
   DELETE /_fault                 remove every rule
   GET /_stats                    {"requests", "body_bytes", "by_kind": {kind: {requests, body_bytes}},
-                                  "faults": hits, "pending_delays": n, "stalls_cut_by_client": n,
-                                  "stalls_expired": n}
+                                  "faults": hits, "delays_started": n, "pending_delays": n,
+                                  "stalls_cut_by_client": n, "stalls_expired": n}
+                                 (pending_delays: the delayed answers held now, whenever they began;
+                                 delays_started: those begun since the counters were zeroed)
   GET /_log                      the requests since the counters were zeroed, in order of arrival:
                                  [{"kind", "method", "range" (x-ms-range or Range), "if_match",
                                    "action" (the fault applied, or null), "t" (arrival),
                                    "t_end" (answer sent; null while in progress)}], times in
                                  seconds of CLOCK_MONOTONIC
-  DELETE /_stats                 zero the counters and empty the log
+  DELETE /_stats                 zero the counters (not pending_delays) and empty the log
 """
 import http.client
 import http.server
@@ -66,9 +68,21 @@ class State:
 
     def reset_stats(self):
         with self.lock:
+            # pending_delays is a gauge: a delayed answer begun before stays pending after
+            pending = getattr(self, "stats", {}).get("pending_delays", 0)
             self.stats = {"requests": 0, "body_bytes": 0, "by_kind": {}, "faults": 0,
-                          "pending_delays": 0, "stalls_cut_by_client": 0, "stalls_expired": 0}
+                          "delays_started": 0, "pending_delays": pending,
+                          "stalls_cut_by_client": 0, "stalls_expired": 0}
             self.log = []
+
+    def hold(self, seconds):
+        """A delayed answer: counted while it waits."""
+        with self.lock:
+            self.stats["delays_started"] += 1
+            self.stats["pending_delays"] += 1
+        time.sleep(seconds)
+        with self.lock:
+            self.stats["pending_delays"] -= 1
 
     def record(self, entry):
         with self.lock:
@@ -230,11 +244,7 @@ class Proxy(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             return self.wfile.write(data)
         if action == "delay":
-            with st.lock:
-                st.stats["pending_delays"] += 1
-            time.sleep(rule.get("delay", 1))
-            with st.lock:
-                st.stats["pending_delays"] -= 1
+            st.hold(rule.get("delay", 1))
         if action == "paginate":
             return self._paginate(body, rule)
         resp = self._forward(method, body)
@@ -293,12 +303,7 @@ class Proxy(http.server.BaseHTTPRequestHandler):
                 return None
             start = int(marker[6:-1])
         if "delay_page" in rule and start == rule["delay_page"] * rule.get("page", 2):
-            st = self.server.state
-            with st.lock:
-                st.stats["pending_delays"] += 1
-            time.sleep(rule.get("delay", 1))
-            with st.lock:
-                st.stats["pending_delays"] -= 1
+            self.server.state.hold(rule.get("delay", 1))
         out = ET.Element("PageList")
         if "loop" in rule:
             loop = rule["loop"]
