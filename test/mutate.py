@@ -15,7 +15,7 @@ Exit status 0 only when every mutation selected is KILLED.
 
 usage: test/mutate.py [--keep] [--list] [NAME...]     (make mutate [MUTATIONS="NAME..."])
   NAME...   only these mutations (shell patterns allowed)
-  --list    print the mutations and the tests each names, run nothing
+  --list    print the mutations, whether each still applies, and the tests each names; run nothing
   --keep    keep the temporary tree (its path is printed)
 Environment: MUTATE_TIMEOUT (seconds a mutation's test run may take, default 900), TMPDIR.
 """
@@ -127,7 +127,11 @@ def main():
             sys.exit("mutate: no mutation named %s" % " ".join(pats))
     if only_list:
         for e in entries:
-            print("%-34s %-34s %s" % (e["name"], e["file"], " ".join(e["tests"])))
+            try:
+                n = open(os.path.join(SRC, e["file"]), encoding="utf-8").read().count("\n".join(e["old"]) + "\n")
+            except OSError:
+                n = 0
+            print("%-34s %-6s %-30s %s" % (e["name"], "ok" if n == 1 else "STALE", e["file"], " ".join(e["tests"])))
         return 0
     timeout = int(os.environ.get("MUTATE_TIMEOUT", "900"))
     tmp = tempfile.mkdtemp(prefix="encfs-mutate.")
