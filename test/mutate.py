@@ -85,8 +85,8 @@ def copy_tree(dst):
     if os.path.isdir(shared):
         os.symlink(shared, os.path.join(dst, "shared"))
     nm = os.path.join(SRC, "test", "node", "node_modules")
-    if os.path.isdir(nm):
-        os.symlink(nm, os.path.join(tree, "test", "node", "node_modules"))
+    if os.path.isdir(nm) and not os.path.lexists(os.path.join(tree, "test", "node", "node_modules")):
+        os.symlink(os.path.realpath(nm), os.path.join(tree, "test", "node", "node_modules"))
     return tree
 
 
