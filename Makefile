@@ -6,6 +6,10 @@
 #   make check SANITIZE=1     every test, guest ones too, under ASan+UBSan only (build-san/)
 #   make fuzz [FUZZ_TIME=60]  build the libFuzzer targets (clang) and run each for FUZZ_TIME seconds
 #   make bench                run the benchmarks (our tools beside their peers)
+#   make mutate               mutation check: test/mutations.txt applied one by one to a copy of the
+#                             tree; fails if a mutation survives its tests [MUTATIONS="name..."]
+#   make check STRICT=1       a skipped test fails unless test/skips.allowed lists it (the default
+#                             under CI=true)
 #   make install [PREFIX=/usr/local] [DESTDIR=]
 #   make deps                 install build/test/demo dependencies (apt-get, npm); idempotent
 #   make image [IMAGE=localhost/encfs:latest] [REBASE=1] [IIDFILE=file]
@@ -129,6 +133,7 @@ tests: $(BINS) $(UNIT_BINS)
 # --- check ---------------------------------------------------------------------------------
 # Tests find the tools through ENCFS_BIN and the sources through ENCFS_SRC.
 PROVE ?= prove
+PYTHON3 ?= /usr/bin/python3
 PROVE_FLAGS ?= --timer
 # the tests that run on this machine (the vm-* ones boot a guest kernel)
 HOST_TESTS  := $(UNIT_BINS) $(filter-out test/vm-%,$(sort $(wildcard test/*.t)))
@@ -141,7 +146,11 @@ else
 CHECK_TESTS ?= $(UNIT_BINS) $(sort $(wildcard test/*.t))
 endif
 
-.PHONY: check check-run clang-build
+# Strict mode: a skipped test is a failure unless test/skips.allowed lists it with a reason.  On by
+# default under CI=true (GitHub Actions, GitLab and most CI services set it); STRICT=1 or 0 forces it.
+STRICT ?= $(if $(filter true 1,$(CI)),1,0)
+
+.PHONY: check check-run clang-build mutate
 # Plain make check: every test with the gcc build, then the host tests again under ASan+UBSan
 # (the guest tests prove the kernel side; a second boot of each would add minutes, not findings).
 check: deps
@@ -156,9 +165,15 @@ clang-build:
 	@$(MAKE) --no-print-directory CC=clang B=build-clang all tests
 
 check-run: tests
-	ENCFS_BIN=$(CURDIR)/$(B)/bin ENCFS_SRC=$(CURDIR) ENCFS_BUILD=$(CURDIR)/$(B) \
+	ENCFS_BIN=$(CURDIR)/$(B)/bin ENCFS_SRC=$(CURDIR) ENCFS_BUILD=$(CURDIR)/$(B) ENCFS_STRICT=$(STRICT) \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  $(PROVE) $(PROVE_FLAGS) $(CHECK_TESTS)
+
+# Mutation check (not part of check): each mutation of test/mutations.txt applied to a copy of the
+# tree, built, and the tests it names run; reports the mutations no test catches.
+# MUTATIONS="name ..." runs only those.
+mutate:
+	@$(PYTHON3) test/mutate.py $(MUTATIONS)
 
 # --- fuzz ----------------------------------------------------------------------------------
 FUZZ_CC   ?= clang

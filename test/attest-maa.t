@@ -138,20 +138,32 @@ is "$(($(count_requests "https://$maafake" /attest) - before))" 1 "... after one
 
 # --- the real code path through the emulated configfs-tsm ---------------------------------------
 mkdir "$T/tsm"
-tsm_ok=0
-if [ -c /dev/fuse ] && "$PYTHON" -c 'import fuse' 2>/dev/null; then
-	READY=$T/tsm.ready
+: >"$T/tsm.log"
+# tsm_start NAME ARGS...: the emulator on $T/tsm (snp.py tsm ARGS), up within 20 s; a start that
+# fails or hangs is a failed check (not a skip: this machine has FUSE), with the emulator's log
+tsm_start() {
+	_tn=$1
+	shift
+	READY=$T/tsm.$_tn
 	export READY
-	"$PYTHON" "$fakes/snp.py" tsm "$T/tsm" "$T/chain" cur --host-data "$policy_digest" >"$T/tsm.log" 2>&1 &
+	"$PYTHON" "$fakes/snp.py" tsm "$T/tsm" "$T/chain" "$@" >>"$T/tsm.log" 2>&1 &
 	tsm_pid=$!
 	_pids="$_pids $tsm_pid" # lib.sh stops it at exit; the emulator unmounts on SIGTERM
 	unset READY
-	i=0
-	while [ ! -s "$T/tsm.ready" ] && [ $i -lt 100 ] && kill -0 "$tsm_pid" 2>/dev/null; do
-		i=$((i + 1))
-		sleep 0.1
-	done
-	[ -s "$T/tsm.ready" ] && tsm_ok=1
+	tsm_up() { [ -s "$T/tsm.$_tn" ] || ! kill -0 "$tsm_pid" 2>/dev/null; }
+	await 20 "the configfs-tsm emulator ($_tn)" tsm_up || return 1
+	if [ ! -s "$T/tsm.$_tn" ]; then
+		ok 1 "the configfs-tsm emulator ($_tn) started"
+		sed 's/^/# /' "$T/tsm.log"
+		return 1
+	fi
+	return 0
+}
+tsm_ok=0
+if [ -c /dev/fuse ] && "$PYTHON" -c 'import fuse' 2>/dev/null; then
+	tsm_start ready cur --host-data "$policy_digest" && tsm_ok=1
+else
+	skip "configfs-tsm emulation needs FUSE (/dev/fuse) and python3-fuse: full run not tested"
 fi
 umount_tsm() {
 	[ -n "${tsm_pid:-}" ] && kill "$tsm_pid" 2>/dev/null && wait "$tsm_pid" 2>/dev/null
@@ -210,7 +222,8 @@ EOF
 	like "$err" "REPORTED_TCB 7308000000000003 is not the VCEK's TCB 7308000000000004" "... MAA says why"
 	base64 -w0 "$T/chain/cur.thim.json" >"$ctx/host-amd-cert-base64"
 
-	"$attest" report <"$T/jwks.json" >"$T/report.bin"
+	run_to "$T/report.bin" sh -c "'$attest' report <'$T/jwks.json'"
+	is "$rc:$err" "0:" "report: the raw report from configfs-tsm"
 	run "$attest" verify --certs "$T/chain/cur.thim.json" --report-data "$want_rd" \
 		--host-data "$policy_digest" "$T/report.bin"
 	is "$rc" 0 "report: the raw report verifies against the test chain with the expected fields"
@@ -274,17 +287,7 @@ EOF
 	# the kernel refusing (firmware error) and another writer on the entry
 	# a Turin host (report version 3, CPUID family 1Ah): its VCEK from AMD's KDS by the 8-byte hwID
 	# and the FMC SPL, and MAA reads REPORTED_TCB in the Turin layout
-	READY=$T/tsm.turin
-	export READY
-	"$PYTHON" "$fakes/snp.py" tsm "$T/tsm" "$T/chain" tur --host-data "$policy_digest" --version 3 --cpuid 1a:02:01 >>"$T/tsm.log" 2>&1 &
-	tsm_pid=$!
-	_pids="$_pids $tsm_pid"
-	unset READY
-	i=0
-	while [ ! -s "$T/tsm.turin" ] && [ $i -lt 100 ]; do
-		i=$((i + 1))
-		sleep 0.1
-	done
+	tsm_start turin tur --host-data "$policy_digest" --version 3 --cpuid 1a:02:01
 	rm "$ctx/host-amd-cert-base64"
 	cc="{\"endpoint_type\":\"AMD\",\"endpoint\":\"https://$cache/vcek/v1\",\"tee_type\":\"Turin\"}"
 	run sh -c "ENCFS_IMDS_ENDPOINT=http://127.0.0.1:1 '$attest' --maa '$maa' --certcache '$cc' <'$T/jwks.json' >'$T/token-turin'"
@@ -296,23 +299,13 @@ EOF
 	umount_tsm
 
 	for mode in fail race badgen stale; do
-		READY=$T/tsm.$mode
-		export READY
 		case $mode in
 		fail) set -- --fail-errno 5 ;;
 		race) set -- --race ;;
 		badgen) set -- --bad-generation ;;
 		stale) set -- --stale ;;
 		esac
-		"$PYTHON" "$fakes/snp.py" tsm "$T/tsm" "$T/chain" cur "$@" >>"$T/tsm.log" 2>&1 &
-		tsm_pid=$!
-		_pids="$_pids $tsm_pid"
-		unset READY
-		i=0
-		while [ ! -s "$T/tsm.$mode" ] && [ $i -lt 100 ]; do
-			i=$((i + 1))
-			sleep 0.1
-		done
+		tsm_start "$mode" cur "$@"
 		run sh -c "'$attest' --maa '$maa' <'$T/jwks.json'"
 		is "$rc" 6 "configfs-tsm $mode: exit 6"
 		case $mode in
@@ -324,8 +317,6 @@ EOF
 		is "$(find "$T/tsm" -mindepth 1 | wc -l)" 0 "... and leaves no entry behind"
 		umount_tsm
 	done
-else
-	skip "configfs-tsm emulation needs FUSE (/dev/fuse) and python3-fuse: full run not tested"
 fi
 umount_tsm
 

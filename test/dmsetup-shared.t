@@ -121,19 +121,84 @@ like "$out" " 07459b84" "header_requirements_free: activates, volume key 07459b8
 like "$out" "36bd 0 " "header_requirements_free: volume key ...36bd"
 
 run encfs-dmsetup dump blkid-luks2-pv.img
-ok "$([ "$rc" -ne 0 ] && echo 0 || echo 1)" "blkid-luks2-pv: refused like cryptsetup isLuks"
-like "$err" "not a LUKS volume" "blkid-luks2-pv: because another signature is there"
+is "$rc:$err" "3:encfs-dmsetup: blkid-luks2-pv.img: not a LUKS volume: found LVM2_member" \
+	"blkid-luks2-pv: refused like cryptsetup isLuks (exit 3), because another signature (LVM2) is there"
 run encfs-dmsetup dump valid_header_file
 is "$rc" 0 "valid_header_file (LUKS1 header): loads"
 run encfs-dmsetup dump luks2_valid_hdr.img
 is "$rc" 0 "luks2_valid_hdr (legacy kdf argon2): loads"
-for f in evil_hdr-keyslot_overlap evil_hdr-luks_hdr_damage evil_hdr-payload_overwrite evil_hdr-small_luks_device \
-	evil_hdr-stripes_payload_dmg; do
-	run encfs-dmsetup dump "$f"
-	is "$rc" 3 "$f: refused with exit 3"
+# the MANIFEST's reasons: keyslot overlap, damaged header, payload overwrite, too small, keyslot
+# invalid (stripes)
+for f in "evil_hdr-keyslot_overlap:keyslots 1 and 2 overlap" \
+	"evil_hdr-luks_hdr_damage:keyslot 2 is invalid (offset inside the header)" \
+	"evil_hdr-payload_overwrite:keyslot 3 is invalid (reaches the data area)" \
+	"evil_hdr-small_luks_device:the device is too small (1049600 bytes needed)" \
+	"evil_hdr-stripes_payload_dmg:keyslot 5 is invalid (stripes 44944)"; do
+	run encfs-dmsetup dump "${f%%:*}"
+	is "$rc:$err" "3:encfs-dmsetup: ${f%%:*}: LUKS1 header: ${f#*:}" "${f%%:*}: refused with exit 3: ${f#*:}"
 done
 
 # --- the 85 validation images --------------------------------------------------------------
+# Each image that must be refused (F), with the exit status and message it is refused with: the
+# rule it breaks, not just any refusal (7: no header copy passes its checksum; 3: a header that
+# breaks a LUKS2 rule).  An image refused for another reason would hide a check that is gone.
+cat >refusals.txt <<'EOF'
+luks2-invalid-checksum-both-hdrs.img 7 LUKS2 header: no header copy with valid magic, size and checksum
+luks2-non-null-byte-beyond-json0.img 3 LUKS2 header: bytes after the JSON object
+luks2-non-null-bytes-beyond-json0.img 3 LUKS2 header: bytes other than NUL after the JSON
+luks2-missing-trailing-null-byte-json0.img 3 LUKS2 header: JSON area has no terminating NUL byte
+luks2-invalid-opening-char-json0.img 3 LUKS2 header: JSON area does not start with '{'
+luks2-invalid-object-type-json0.img 3 LUKS2 header: JSON area does not start with '{'
+luks2-overlapping-areas-c0-json0.img 3 LUKS2 header: keyslot areas overlap
+luks2-overlapping-areas-c1-json0.img 3 LUKS2 header: keyslot areas overlap
+luks2-overlapping-areas-c2-json0.img 3 LUKS2 header: keyslot areas overlap
+luks2-area-in-json-hdr-space-json0.img 3 LUKS2 header: keyslot area inside the metadata
+luks2-missing-keyslot-referenced-in-digest.img 3 LUKS2 header: digest refers to a missing keyslot
+luks2-missing-segment-referenced-in-digest.img 3 LUKS2 header: digest refers to a missing segment
+luks2-missing-keyslot-referenced-in-token.img 3 LUKS2 header: token refers to a missing keyslot
+luks2-keyslot-missing-digest.img 3 LUKS2 header: keyslot is not assigned to exactly one digest
+luks2-keyslot-too-many-digests.img 3 LUKS2 header: keyslot is not assigned to exactly one digest
+luks2-uint64-overflow-segment-size.img 3 LUKS2 header: segment size is neither "dynamic" nor a number
+luks2-uint64-signed-segment-size.img 3 LUKS2 header: segment size is neither "dynamic" nor a number
+luks2-segment-missing-type.img 3 LUKS2 header: segment without type, offset or size
+luks2-segment-wrong-type.img 3 LUKS2 header: segment without type, offset or size
+luks2-segment-missing-offset.img 3 LUKS2 header: segment without type, offset or size
+luks2-segment-wrong-offset.img 3 LUKS2 header: segment offset is not a number
+luks2-segment-missing-size.img 3 LUKS2 header: segment without type, offset or size
+luks2-segment-wrong-size-0.img 3 LUKS2 header: segment without type, offset or size
+luks2-segment-wrong-size-1.img 3 LUKS2 header: segment size is neither "dynamic" nor a number
+luks2-segment-wrong-size-2.img 3 LUKS2 header: segment offset or size is not aligned to 512 bytes
+luks2-segment-crypt-missing-encryption.img 3 LUKS2 header: crypt segment without iv_tweak, encryption or sector_size
+luks2-segment-crypt-wrong-encryption.img 3 LUKS2 header: crypt segment without iv_tweak, encryption or sector_size
+luks2-segment-crypt-missing-ivoffset.img 3 LUKS2 header: crypt segment without iv_tweak, encryption or sector_size
+luks2-segment-crypt-wrong-ivoffset.img 3 LUKS2 header: segment iv_tweak is not a number
+luks2-segment-crypt-missing-sectorsize.img 3 LUKS2 header: crypt segment without iv_tweak, encryption or sector_size
+luks2-segment-crypt-wrong-sectorsize-0.img 3 LUKS2 header: segment sector_size is not a multiple of 512
+luks2-segment-crypt-wrong-sectorsize-1.img 3 LUKS2 header: crypt segment without iv_tweak, encryption or sector_size
+luks2-segment-crypt-wrong-sectorsize-2.img 3 LUKS2 header: segment sector_size is not a 32-bit number
+luks2-segment-wrong-flags.img 3 LUKS2 header: segment flags is not an array of strings
+luks2-segment-wrong-flags-element.img 3 LUKS2 header: segment flags is not an array of strings
+luks2-segment-wrong-backup-key-0.img 3 LUKS2 header: gap in segment ids
+luks2-segment-wrong-backup-key-1.img 3 LUKS2 header: more than 32 segments
+luks2-segment-crypt-empty-encryption.img 3 LUKS2 header: crypt segment without iv_tweak, encryption or sector_size
+luks2-invalid-keyslots-size-c0.img 3 LUKS2 header: keyslots_size reaches into the data segment
+luks2-invalid-keyslots-size-c1.img 3 LUKS2 header: unsupported keyslots_size
+luks2-invalid-keyslots-size-c2.img 3 LUKS2 header: keyslot area past the keyslots area
+luks2-invalid-json-size-c0.img 3 LUKS2 header: config json_size does not match the binary header
+luks2-invalid-json-size-c1.img 3 LUKS2 header: config json_size does not match the binary header
+luks2-invalid-json-size-c2.img 3 LUKS2 header: config json_size does not match the binary header
+luks2-metadata-size-64k-inv-area-c0.img 3 LUKS2 header: keyslot area inside the metadata
+luks2-metadata-size-64k-inv-area-c1.img 3 LUKS2 header: keyslot area past the keyslots area
+luks2-metadata-size-64k-inv-keyslots-size-c0.img 3 LUKS2 header: keyslots_size reaches into the data segment
+luks2-metadata-size-invalid.img 7 LUKS2 header: no header copy with valid magic, size and checksum
+luks2-metadata-size-invalid-secondary.img 7 LUKS2 header: no header copy with valid magic, size and checksum
+luks2-invalid-tokens.img 3 LUKS2 header: keyslots, tokens, digests, segments or config missing or not objects
+luks2-invalid-top-objects.img 3 LUKS2 header: keyslots, tokens, digests, segments or config missing or not objects
+luks2-keyslot-invalid-area.img 3 LUKS2 header: keyslot area type is not raw
+luks2-keyslot-invalid-area-size.img 3 LUKS2 header: keyslot area past the keyslots area
+luks2-keyslot-invalid-objects.img 3 LUKS2 header: keyslot without kdf, af or area
+luks2-keyslot-invalid-af.img 3 LUKS2 header: keyslot af type is not luks1
+EOF
 n=0
 while read -r img want; do
 	n=$((n + 1))
@@ -141,7 +206,10 @@ while read -r img want; do
 	case $want in
 	R) is "$rc" 0 "$img: loads (R)" ;;
 	T) is "$rc" 0 "$img: loads; its token is simply not used (T)" ;;
-	F) ok "$([ "$rc" -eq 3 ] || [ "$rc" -eq 7 ] && echo 0 || echo 1)" "$img: refused (F): ${err#*: }" ;;
+	F)
+		refusal=$(grep "^$img " refusals.txt) || refusal="$img (no expected refusal listed)"
+		is "$img $rc ${err#"encfs-dmsetup: luks2-images/$img: "}" "$refusal" "$img: refused (F) as expected: ${refusal#* }"
+		;;
 	*) ok 1 "$img: unknown expectation $want" ;;
 	esac
 done <"$D/luks2-validation-expected.txt"

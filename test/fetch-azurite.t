@@ -47,9 +47,10 @@ check() {
 		diag "$err"
 	fi
 	is "$rc:$(sha256 "$T/got" 2>/dev/null)" "0:$(sha256 "$T/$_blob")" "$_label $_blob: -o FILE has the blob's bytes"
-	rc=0
-	_sum=$(encfs-fetch "$@" 2>"$T/err" | sha256sum | cut -d' ' -f1) || rc=$?
-	is "$_sum" "$(sha256 "$T/$_blob")" "$_label $_blob: stdout has the blob's bytes"
+	rm -f "$T/stdout"
+	run_to "$T/stdout" encfs-fetch "$@"
+	is "$rc:$(stat -c %s "$T/stdout"):$(sha256 "$T/stdout")" "0:$(stat -c %s "$T/$_blob"):$(sha256 "$T/$_blob")" \
+		"$_label $_blob: stdout has the blob's bytes (exit 0, size, SHA-256)"
 }
 
 for b in dense sparse empty block; do
@@ -125,9 +126,8 @@ rm -f "$T/got"
 rc=0
 printf '%s\n' "$sas" | encfs-fetch --allow-http -o "$T/got" - 2>"$T/err" || rc=$?
 is "$rc:$(sha256 "$T/got" 2>/dev/null)" "0:$(sha256 "$T/dense")" "a SAS URL on standard input (URL -): the blob's bytes"
-rc=0
-_sum=$(printf '%s' "$sas" | encfs-fetch --allow-http - 2>"$T/err" | sha256sum | cut -d' ' -f1) || rc=$?
-is "$_sum" "$(sha256 "$T/dense")" "... to standard output too (no final newline needed)"
+_sum=$(printf '%s' "$sas" | stage fetch encfs-fetch --allow-http - 2>"$T/err" | sha256sum | cut -d' ' -f1)
+is "$(stage_rc fetch):$_sum" "0:$(sha256 "$T/dense")" "... to standard output too (no final newline needed)"
 rc=0
 out=$(printf '' | encfs-fetch --allow-http -o "$T/nope" - 2>&1) || rc=$?
 is "$rc:$out" "3:encfs-fetch: reading the URL from standard input: nothing on standard input: did the previous step fail? (pipe the blob URL in, on one line)" \

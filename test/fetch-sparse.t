@@ -48,9 +48,8 @@ is "$(stat -c %s "$T/got")" $GiB "-o: the file is 1 GiB long"
 rm -f "$T/got"
 
 proxy_ctl DELETE /_stats >/dev/null
-rc=0
-sum=$(encfs-fetch --allow-http "$ep/pub/sparse" 2>"$T/err" | sha256sum | cut -d' ' -f1) || rc=$?
-is "$rc:$sum" "0:$want" "stdout: the 1 GiB stream (holes as zeros) is exact"
+sum=$(stage fetch encfs-fetch --allow-http "$ep/pub/sparse" 2>"$T/err" | sha256sum | cut -d' ' -f1)
+is "$(stage_rc fetch):$sum" "0:$want" "stdout: the 1 GiB stream (holes as zeros) is exact"
 is "$(json_get "$(proxy_ctl GET /_stats)" by_kind.range.body_bytes)" $((64 * MiB)) "stdout: 64 MiB transferred"
 
 # memory stays bounded (man page: under 60 MiB into a file, under 120 MiB to stdout with -j 8),
@@ -59,16 +58,18 @@ if grep -q __asan_init "$(command -v encfs-fetch)"; then
 	skip "built with AddressSanitizer: its shadow memory says nothing about ours"
 	skip "built with AddressSanitizer"
 elif [ -x /usr/bin/time ]; then
-	/usr/bin/time -f %M -o "$T/rss" encfs-fetch --allow-http -o "$T/got" "$ep/pub/sparse" 2>"$T/err"
+	# GNU time exits with the tool's status
+	run /usr/bin/time -f %M -o "$T/rss" encfs-fetch --allow-http -o "$T/got" "$ep/pub/sparse"
 	rss=$(tail -n 1 "$T/rss")
-	ok "$([ "$rss" -lt $((64 * 1024)) ] && echo 0 || echo 1)" "-o: peak memory ${rss} KiB, under 64 MiB"
+	ok "$([ "$rc" -eq 0 ] && [ "$rss" -lt $((64 * 1024)) ] && echo 0 || echo 1)" "-o: exit $rc, peak memory ${rss} KiB, under 64 MiB"
 	rm -f "$T/got"
-	/usr/bin/time -f %M -o "$T/rss" encfs-fetch --allow-http "$ep/pub/sparse" 2>"$T/err" >/dev/null
+	rc=0
+	/usr/bin/time -f %M -o "$T/rss" encfs-fetch --allow-http "$ep/pub/sparse" 2>"$T/err" >/dev/null || rc=$?
 	rss=$(tail -n 1 "$T/rss")
-	ok "$([ "$rss" -lt $((128 * 1024)) ] && echo 0 || echo 1)" "stdout: peak memory ${rss} KiB, under 128 MiB"
+	ok "$([ "$rc" -eq 0 ] && [ "$rss" -lt $((128 * 1024)) ] && echo 0 || echo 1)" "stdout: exit $rc, peak memory ${rss} KiB, under 128 MiB"
 else
-	skip "GNU time missing"
-	skip "GNU time missing"
+	skip "GNU time missing (package time, test/deps.apt)"
+	skip "GNU time missing (package time, test/deps.apt)"
 fi
 
 done_testing

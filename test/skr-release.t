@@ -34,6 +34,13 @@ AAD=127.0.0.1:$port
 url() { if [ "$1" = "$IMDS" ]; then echo "http://$1"; else echo "https://$1"; fi; }
 requests() { curl -sS --cacert "$C/ca.pem" "$(url "$1")/_requests" >"$2"; }
 fault() { curl -sS --cacert "$C/ca.pem" -X POST -d "$2" "$(url "$1")/_fault"; }
+# hits HOSTPORT PATH: how many requests for PATH the fake has had (a fault case's proof that the
+# fault was hit and the request made again)
+hits() {
+	requests "$1" "$T/hits.json"
+	"$PYTHON" -c 'import json, sys; print(sum(r["path"] == sys.argv[2] for r in json.load(open(sys.argv[1]))))' \
+		"$T/hits.json" "$2"
+}
 
 # --- evidence and an MAA token -----------------------------------------------------------------
 mkdir "$T/ctx"
@@ -161,15 +168,19 @@ run encfs-skr --akv "$VAULT" --kid fskey --client-id 99999999-0000-4000-8000-000
 is "$rc" 5 "an identity the VM does not have: exit 5"
 like "$err" "managed identity (IMDS): HTTP 400: Identity not found" "and IMDS's words are shown"
 
+IMDS_TOKEN=/metadata/identity/oauth2/token
+n0=$(hits "$IMDS" $IMDS_TOKEN)
 fault "$IMDS" '{"path": "/metadata/identity/oauth2/token", "count": 2, "status": 500}'
 run encfs-skr --akv "$VAULT" --kid fskey <"$T/token"
-is "$rc" 0 "IMDS failing twice with 500 is retried"
+is "$rc:$(($(hits "$IMDS" $IMDS_TOKEN) - n0))" 0:3 "IMDS failing twice with 500 is retried: three token requests"
+n0=$(hits "$IMDS" $IMDS_TOKEN)
 fault "$IMDS" '{"path": "/metadata/identity/oauth2/token", "count": 2, "status": 410}'
 run encfs-skr --akv "$VAULT" --kid fskey <"$T/token"
-is "$rc" 0 "IMDS answering 410 (it is being updated) twice is retried"
+is "$rc:$(($(hits "$IMDS" $IMDS_TOKEN) - n0))" 0:3 "IMDS answering 410 (it is being updated) twice is retried: three token requests"
+n0=$(hits "$IMDS" $IMDS_TOKEN)
 fault "$IMDS" '{"path": "/metadata/identity/oauth2/token", "count": 1, "status": 404}'
 run encfs-skr --akv "$VAULT" --kid fskey <"$T/token"
-is "$rc" 0 "IMDS answering 404 (its endpoint is updating) is retried"
+is "$rc:$(($(hits "$IMDS" $IMDS_TOKEN) - n0))" 0:2 "IMDS answering 404 (its endpoint is updating) is retried: two token requests"
 
 "$PYTHON" "$F/aad.py" access-token --aud https://vault.azure.net --appid "$CID" >"$T/bearer"
 requests "$IMDS" "$T/imds.json"
@@ -203,10 +214,11 @@ run env AZURE_FEDERATED_TOKEN_FILE="$T/federated2" AZURE_CLIENT_ID="$CID" AZURE_
 	AZURE_AUTHORITY_HOST="https://$AAD/" encfs-skr --akv "$VAULT" --kid fskey <"$T/token"
 is "$rc" 5 "workload identity with a subject that has no federated credential: exit 5"
 like "$err" "AADSTS700213" "and Entra ID's error code is shown"
+n0=$(hits "$AAD" /t-1/oauth2/v2.0/token)
 fault "$AAD" '{"path": "/t-1/oauth2/v2.0/token", "count": 2, "status": 503}'
 run env AZURE_FEDERATED_TOKEN_FILE="$T/federated" AZURE_CLIENT_ID="$CID" AZURE_TENANT_ID=t-1 \
 	AZURE_AUTHORITY_HOST="https://$AAD/" encfs-skr --akv "$VAULT" --kid fskey <"$T/token"
-is "$rc" 0 "the token service failing twice with 503 is retried"
+is "$rc:$(($(hits "$AAD" /t-1/oauth2/v2.0/token) - n0))" 0:3 "the token service failing twice with 503 is retried: three token requests"
 
 # --- refusals ----------------------------------------------------------------------------------
 "$PYTHON" "$F/aad.py" access-token --aud https://storage.azure.com --appid "$CID" >"$T/bearer-aud"
@@ -261,15 +273,25 @@ run encfs-skr --akv "$VAULT" --kid fskey --api-version 7.0 <"$T/token"
 like "$rc:$err" "3:encfs-skr: releasing key fskey from myvault.vault.localhost: HTTP 400: BadParameter: The specified version (7.0)" \
 	"an API version the vault does not know: 400, exit 3"
 
+RELEASE=/keys/fskey/release
+n0=$(hits "$VAULT" $RELEASE)
 fault "$VAULT" '{"path": "/keys/fskey/release", "count": 2, "status": 503}'
 run encfs-skr --akv "$VAULT" --kid fskey <"$T/token"
-is "$rc" 0 "the vault failing twice with 503 is retried"
-fault "$VAULT" '{"path": "/keys/fskey/release", "count": 1, "status": 429, "retry_after": 1}'
+is "$rc:$(($(hits "$VAULT" $RELEASE) - n0))" 0:3 "the vault failing twice with 503 is retried: three release requests"
+n0=$(hits "$VAULT" $RELEASE)
+fault "$VAULT" '{"path": "/keys/fskey/release", "count": 1, "status": 429, "retry_after": 2}'
 run encfs-skr --akv "$VAULT" --kid fskey <"$T/token"
-is "$rc" 0 "429 with Retry-After is waited out"
+is "$rc:$(($(hits "$VAULT" $RELEASE) - n0))" 0:2 "429 with Retry-After is waited out: two release requests"
+# measured at the fake between the two arrivals (the answer leaves after the first): at least the
+# 2 s Retry-After says, less 2 ms for the tool's millisecond clock; without it, 125 to 250 ms
+gap=$("$PYTHON" -c 'import json, sys
+r = [x for x in json.load(open(sys.argv[1])) if x["path"] == sys.argv[2]][-2:]
+print(round((r[1]["time"] - r[0]["time"]) * 1000))' "$T/hits.json" $RELEASE)
+ok "$([ "$gap" -ge 1998 ] && echo 0 || echo 1)" "  the second request came $gap ms after the first, no sooner than Retry-After: 2"
+n0=$(hits "$VAULT" $RELEASE)
 fault "$VAULT" '{"path": "/keys/fskey/release", "count": 1, "reset": true}'
 run encfs-skr --akv "$VAULT" --kid fskey <"$T/token"
-is "$rc" 0 "a connection reset is retried"
+is "$rc:$(($(hits "$VAULT" $RELEASE) - n0))" 0:2 "a connection reset is retried: two release requests"
 
 # the fake itself: no bearer token, and release policies the grammar does not allow
 is "$(curl -sS --cacert "$C/ca.pem" -o "$T/noauth.json" -w '%{http_code}' -X POST -d '{"target":"x"}' \
@@ -366,6 +388,12 @@ run encfs-skr import -c "$T/ik-hex.json" --keyfile-out "$T/fresh.key" --print-ke
 printf '%s\n' "$out" >"$T/fresh.out"
 is "$rc:$(od -An -tx1 "$T/fresh.key" | tr -d ' \n')" "0:$(jget "$T/fresh.out" key)" \
 	"no key given: fresh random bytes, in the key file"
+run encfs-skr import -c "$T/ik-hex.json" --print-key
+printf '%s\n' "$out" >"$T/fresh2.out"
+is "$rc:$("$PYTHON" -c 'import sys
+a, b = bytes.fromhex(sys.argv[1]), bytes.fromhex(sys.argv[2])
+print(len(a), len(b), a != b, len(set(a)) > 1, len(set(b)) > 1)' "$(jget "$T/fresh.out" key)" "$(jget "$T/fresh2.out" key)")" \
+	"0:32 32 True True True" "two fresh keys: 32 bytes each, different, neither one byte repeated"
 
 requests "$VAULT" "$T/req.json"
 n_put=$("$PYTHON" -c 'import json, sys; print(sum(r["method"] == "PUT" for r in json.load(open(sys.argv[1]))))' "$T/req.json")

@@ -151,12 +151,15 @@ is "$(grep '^encfs-unwrap.*salt' "$T/chain.err")" "encfs-unwrap: warning: the RS
 	"... said at the default level: derived without a salt"
 salt=01 label=""
 chain "$VAULT" rsaplain
-unlike "$(hexof "$T/key")" "$(hkdf "$T/rsa.pem" "" "Symmetric Encryption Key")" "another salt gives another key"
+is "${chain_rc:-ok}:$(hexof "$T/key")" "ok:$(hkdf "$T/rsa.pem" 01 "Symmetric Encryption Key")" \
+	"another salt (01) gives HKDF with that salt, as computed independently"
+unlike "$(hexof "$T/key")" "$(hkdf "$T/rsa.pem" "" "Symmetric Encryption Key")" "  another key than with no salt"
 unlike "$(cat "$T/chain.err")" "without a salt" "... and with a salt, no word about it"
 
 # --- one release response to tamper with ------------------------------------------------------
-encfs-unwrap keygen --private "$T/shm/t.pem" 2>/dev/null |
+stage keygen encfs-unwrap keygen --private "$T/shm/t.pem" 2>/dev/null |
 	encfs-attest --fake-report --maa "$MAA" 2>/dev/null >"$T/token" || bail "no token"
+[ "$(stage_rc keygen)" = 0 ] || bail "keygen failed"
 encfs-skr --akv "$VAULT" --kid octkey <"$T/token" >"$T/good.jws" 2>/dev/null || bail "no release"
 run_to "$T/key" encfs-unwrap --private "$T/shm/t.pem" --akv "$VAULT" <"$T/good.jws"
 is "$rc:$(hexof "$T/key")" "0:$WANT_OCT" "the untouched response unwraps"

@@ -164,7 +164,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.reply(413, {"error": {"code": "TooLarge", "message": "body too large"}})
         self.server.requests.append({"method": method, "path": u.path, "query": query,
                                      "headers": dict(self.headers.items()),
-                                     "body": body.decode("utf-8", "replace")})
+                                     "body": body.decode("utf-8", "replace"),
+                                     "time": time.monotonic()})
         if u.path == "/_fault":
             if method == "POST":
                 self.server.faults.set(json.loads(body))

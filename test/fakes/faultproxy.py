@@ -24,7 +24,8 @@ Control (never forwarded):
         "short"   forward, but announce and send only {"after": bytes} (default half) of the body,
                   keeping the connection: a clean end with fewer bytes than the range asked
         "stall"   forward, send the headers and {"after": bytes} (default 0), then wait
-                  {"delay": s} seconds before closing
+                  {"delay": s} seconds before closing, or until the client closes the connection
+                  (counted: stalls_cut_by_client, stalls_expired)
         "delay"   wait {"delay": s} seconds, then forward (what the upstream says then is sent)
         "paginate" (pagelist) serve the upstream's page list in pages of {"page": n} ranges with
                   NextMarker continuations, as Blob Storage does for long lists (Azurite does not);
@@ -37,15 +38,24 @@ Control (never forwarded):
   DELETE /_fault                 remove every rule
   GET /_stats                    {"requests", "body_bytes", "sent_bytes", "by_kind": {kind: {requests,
                                   body_bytes, sent_bytes, max_sent}}, "faults": hits,
-                                  "pending_delays": n}
+                                  "delays_started": n, "pending_delays": n,
+                                  "stalls_cut_by_client": n, "stalls_expired": n}
                                  (body_bytes: response bodies sent to the client; sent_bytes:
-                                 request bodies received from it; max_sent: the largest one)
-  DELETE /_stats                 zero the counters
+                                 request bodies received from it; max_sent: the largest one;
+                                 pending_delays: the delayed answers held now, whenever they began;
+                                 delays_started: those begun since the counters were zeroed)
+  GET /_log                      the requests since the counters were zeroed, in order of arrival:
+                                 [{"kind", "method", "range" (x-ms-range or Range), "if_match",
+                                   "action" (the fault applied, or null), "t" (arrival),
+                                   "t_end" (answer sent; null while in progress)}], times in
+                                 seconds of CLOCK_MONOTONIC
+  DELETE /_stats                 zero the counters (not pending_delays) and empty the log
 """
 import http.client
 import http.server
 import json
 import os
+import select
 import socket
 import sys
 import threading
@@ -69,8 +79,26 @@ class State:
 
     def reset_stats(self):
         with self.lock:
+            # pending_delays is a gauge: a delayed answer begun before stays pending after
+            pending = getattr(self, "stats", {}).get("pending_delays", 0)
             self.stats = {"requests": 0, "body_bytes": 0, "sent_bytes": 0, "by_kind": {}, "faults": 0,
-                          "pending_delays": 0}
+                          "delays_started": 0, "pending_delays": pending,
+                          "stalls_cut_by_client": 0, "stalls_expired": 0}
+            self.log = []
+
+    def hold(self, seconds):
+        """A delayed answer: counted while it waits."""
+        with self.lock:
+            self.stats["delays_started"] += 1
+            self.stats["pending_delays"] += 1
+        time.sleep(seconds)
+        with self.lock:
+            self.stats["pending_delays"] -= 1
+
+    def record(self, entry):
+        with self.lock:
+            if len(self.log) < 100000:
+                self.log.append(entry)
 
     def count_sent(self, kind, nbytes):
         with self.lock:
@@ -149,6 +177,9 @@ class Proxy(http.server.BaseHTTPRequestHandler):
                 with st.lock:
                     st.rules = []
             return self._json(204, None)
+        if self.path.startswith("/_log"):
+            with st.lock:
+                return self._json(200, list(st.log))
         if self.path.startswith("/_stats"):
             if method == "DELETE":
                 st.reset_stats()
@@ -186,6 +217,23 @@ class Proxy(http.server.BaseHTTPRequestHandler):
                     raise
         return None
 
+    def _await_client_close(self, seconds):
+        """Waits up to seconds for the client to close the connection; True if it did."""
+        end = time.monotonic() + seconds
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                return False
+            r, _, _ = select.select([self.connection], [], [], left)
+            if not r:
+                return False
+            try:
+                if self.connection.recv(1, socket.MSG_PEEK) == b"":
+                    return True
+            except OSError:
+                return True
+            time.sleep(0.01)  # something else arrived: not a close; look again
+
     def _handle(self, method):
         n = int(self.headers.get("Content-Length") or 0)
         if self.path.startswith("/_"):
@@ -201,6 +249,17 @@ class Proxy(http.server.BaseHTTPRequestHandler):
             return self._close()
         body = self.rfile.read(n) if n else b""
         st.count_sent(kind, len(body))
+        entry = {"kind": kind, "method": method,
+                 "range": self.headers.get("x-ms-range") or self.headers.get("Range"),
+                 "if_match": self.headers.get("If-Match"), "action": action,
+                 "t": time.monotonic(), "t_end": None}
+        st.record(entry)
+        try:
+            return self._answer(method, body, st, kind, rule, action)
+        finally:
+            entry["t_end"] = time.monotonic()
+
+    def _answer(self, method, body, st, kind, rule, action):
         if action == "reset":
             return self._close()
         if action == "status":
@@ -217,11 +276,7 @@ class Proxy(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             return self.wfile.write(data)
         if action == "delay":
-            with st.lock:
-                st.stats["pending_delays"] += 1
-            time.sleep(rule.get("delay", 1))
-            with st.lock:
-                st.stats["pending_delays"] -= 1
+            st.hold(rule.get("delay", 1))
         if action == "paginate":
             return self._paginate(body, rule)
         resp = self._forward(method, body)
@@ -248,7 +303,9 @@ class Proxy(http.server.BaseHTTPRequestHandler):
             st.count(kind, len(piece))
         if action == "stall":
             self.wfile.flush()
-            time.sleep(rule.get("delay", 5))
+            cut = self._await_client_close(rule.get("delay", 5))
+            with st.lock:
+                st.stats["stalls_cut_by_client" if cut else "stalls_expired"] += 1
             return self._close()
         if action == "cut":
             self.wfile.flush()
@@ -281,12 +338,7 @@ class Proxy(http.server.BaseHTTPRequestHandler):
                 return None
             start = int(marker[6:-1])
         if "delay_page" in rule and start == rule["delay_page"] * rule.get("page", 2):
-            st = self.server.state
-            with st.lock:
-                st.stats["pending_delays"] += 1
-            time.sleep(rule.get("delay", 1))
-            with st.lock:
-                st.stats["pending_delays"] -= 1
+            self.server.state.hold(rule.get("delay", 1))
         out = ET.Element("PageList")
         if "loop" in rule:
             loop = rule["loop"]

@@ -114,7 +114,8 @@ run encfs-dmsetup open --allow-discards "$dev" "$n" <"$key"
 is_rc 0 "--allow-discards: encfs-dmsetup open"
 like "$(table "$n")" " 1 allow_discards" "--allow-discards: the table allows discards"
 is "$(table "$n")" "$cs_table" "--allow-discards: the dm table line of cryptsetup"
-encfs-dmsetup close "$n"
+run encfs-dmsetup close "$n"
+is_rc 0 "--allow-discards: encfs-dmsetup close"
 nothing_left "--allow-discards: close leaves nothing"
 
 # --readonly on a block device, the key from --key-file FILE
@@ -132,7 +133,8 @@ ok "$([ "$rc" -ne 0 ] && echo 0 || echo 1)" "--readonly: a write fails"
 run mount "/dev/mapper/$n" /mnt/v
 is "$(grep ' /mnt/v ' /proc/mounts | cut -d' ' -f4 | cut -d, -f1)" ro "--readonly: ext4 mounts only read-only"
 umount /mnt/v 2>/dev/null
-encfs-dmsetup close "$n"
+run encfs-dmsetup close "$n"
+is_rc 0 "--readonly: encfs-dmsetup close"
 nothing_left "--readonly: close leaves nothing"
 
 # a regular file: a loop device with autoclear, the same table as cryptsetup's, the key from stdin
@@ -159,7 +161,8 @@ run encfs-dmsetup open --readonly "$file" "$n" <"$key"
 is_rc 0 "regular file --readonly: encfs-dmsetup open"
 is "$(losetup -l -n -O BACK-FILE,RO | tr -s ' ')" "$file 1" "regular file --readonly: a read-only loop device"
 is "$(blockdev --getro "/dev/mapper/$n" 2>&1)" 1 "regular file --readonly: the dm device is read-only"
-encfs-dmsetup close "$n"
+run encfs-dmsetup close "$n"
+is_rc 0 "regular file --readonly: encfs-dmsetup close"
 nothing_left "regular file --readonly: close leaves nothing"
 
 # --- refusals leave nothing behind --------------------------------------------------------------
@@ -171,6 +174,7 @@ nothing_left "wrong key: nothing left"
 
 run encfs-dmsetup open "$file" "$n" <"$F/wrong"
 is "$rc" 7 "wrong key on a regular file: refused (exit 7)"
+like "$err" "no key slot matches this key" "wrong key on a regular file: says so"
 nothing_left "wrong key on a regular file: no loop device left"
 
 run encfs-dmsetup open "$(vm_disk null.img)" "$n" <"$key"
@@ -181,6 +185,7 @@ nothing_left "cipher_null: nothing left"
 
 run encfs-dmsetup open "$(vm_disk overlap.img)" "$n" <"$key"
 is "$rc" 3 "hostile header, data segment over the keyslot area: refused (exit 3)"
+like "$err" "keyslots_size reaches into the data segment" "segment over keyslots: says so"
 one_line_error "segment over keyslots"
 nothing_left "segment over keyslots: nothing left"
 
@@ -192,6 +197,7 @@ nothing_left "not LUKS: nothing left"
 dd if="$ext4" of=/tmp/plain.img bs=1M 2>/dev/null
 run encfs-dmsetup open /tmp/plain.img "$n" <"$key"
 is "$rc" 3 "not LUKS, a regular file: refused (exit 3)"
+like "$err" "not a LUKS volume: found ext4" "not LUKS, a regular file: says what it found"
 nothing_left "not LUKS, a regular file: no loop device left"
 
 # --- timing: open wall time, encfs-dmsetup vs cryptsetup, same VM, same image (not a check) ----
