@@ -59,7 +59,7 @@ for f in \
 	esac
 	case $f in
 	*stall*)
-		like "$err" "nothing received for 2 s (--timeout); retrying in" "  the tool's --timeout cut the stalled request"
+		like "$err" "nothing received for 2 s (--timeout); retrying " "  the tool's --timeout cut the stalled request"
 		is "$(stat_of stalls_cut_by_client):$(stat_of stalls_expired)" 1:0 "  the proxy saw the tool close it"
 		;;
 	esac

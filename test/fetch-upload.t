@@ -223,7 +223,7 @@ err=$(cat "$T/err")
 is "$rc" 4 "a 503 that persists past --deadline is exit 4"
 like "$err" "gave up after" "  the error says it gave up"
 like "$err" "the blob is incomplete (upload again with --force)" "  and that the blob is incomplete"
-is "$(printf '%s\n' "$err" | grep -v ': warning: ' | wc -l)" 1 "  in one line (after the first retry's warning)"
+is "$(printf '%s\n' "$err" | grep -c -v ': warning: ')" 1 "  in one line (after the first retry's warning)"
 like "$err" "encfs-fetch: warning: Put Page of bytes " "  the first retry was a warning"
 is "$(lease_state giveup)" available "  the lease is released"
 
