@@ -113,10 +113,12 @@ roundtrip() {
 stat_of() { json_get "$(proxy_ctl GET /_stats)" "$1" 2>/dev/null || echo 0; }
 fault() { proxy_ctl POST /_fault "$1" >/dev/null || bail "cannot set fault $1"; }
 lease_state() { json_get "$(blobjs props "$az_ep" img "$1")" leaseState; }
-# await_delay: until the proxy holds a delayed request (at most 10 s)
+# await_delay: until the proxy holds a request delayed since the last proxy_reset (at most 20 s;
+# pending_delays would count a delay still held from an earlier case)
 await_delay() {
 	_i=0
-	while [ "$(stat_of pending_delays)" -eq 0 ] && [ $_i -lt 100 ]; do
+	while [ "$(stat_of delays_started)" -eq 0 ]; do
+		[ $_i -lt 200 ] || bail "the proxy never delayed a request (fault not reached)"
 		sleep 0.1
 		_i=$((_i + 1))
 	done
