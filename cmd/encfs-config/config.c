@@ -499,7 +499,7 @@ static int check_mount_point(struct check *c, int tok)
 static int check_filesystem(struct check *c, int fs)
 {
 	static const char *const known[] = {"mount_point", "azure_url", "azure_url_private", "read_write",
-					    "key", "key_derivation", "raw_key", NULL};
+					    "download", "key", "key_derivation", "raw_key", NULL};
 	static const char *const known_kd[] = {"salt", "label", NULL};
 	if (want_object(c, fs, known) != 0)
 		return -1;
@@ -520,6 +520,15 @@ static int check_filesystem(struct check *c, int fs)
 	int rw = json_member(c->j, fs, "read_write");
 	if (rw >= 0 && check_bool(c, rw) != 0)
 		return -1;
+	int download = json_member(c->j, fs, "download");
+	if (download >= 0 && check_bool(c, download) != 0)
+		return -1;
+	/* a downloaded image is a copy in memory: what is written to it would be lost at the stop */
+	bool rw_on = false, download_on = false;
+	if (rw >= 0 && download >= 0 && json_bool(c->j, rw, &rw_on) == 0 && json_bool(c->j, download, &download_on) == 0 &&
+	    rw_on && download_on)
+		return field_err(c, download, "a downloaded image is a copy: writes to it would be lost (remove "
+				 "\"download\" to mount the blob read-write, or set \"read_write\": false)");
 
 	int raw = json_member(c->j, fs, "raw_key");
 	int key = json_member(c->j, fs, "key");
