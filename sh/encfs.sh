@@ -111,6 +111,7 @@ work=""
 images="" # the directory of --work-dir, when given
 undo=""
 waiting=""  # the step running in the background
+stepping="" # $! before a step is started, while `step` starts it
 sleeping="" # the sleep of the final wait
 held=""     # filesystems still in use at a stop (left to go lazily)
 left=""     # what an undo step could not undo
@@ -254,6 +255,8 @@ stopped() {
 # $work/pid-POS while they run), again while the step's shell still runs (a stage may just be
 # starting), until it has finished (a pid file may go between [ -f ] and cat: no message then)
 stop_waiting() {
+	# a signal between the start of a step and `waiting=$!`: $! is the step, once it has changed
+	[ -n "$waiting" ] || [ -z "$stepping" ] || [ "${!:-}" = "$stepping" ] || waiting=$!
 	[ -n "$waiting" ] || return 0
 	_n=0
 	while kill -0 "$waiting" 2>/dev/null && [ $_n -lt 100 ]; do
@@ -324,8 +327,10 @@ step() {
 	_fs=$1
 	shift
 	rm -f "$work/failed" "$work"/pid-* "$work"/stage-*.err
+	stepping=${!:-none}
 	"$@" &
 	waiting=$!
+	stepping=""
 	wait "$waiting"
 	waiting=""
 	culprit=""
