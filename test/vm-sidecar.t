@@ -233,7 +233,7 @@ with_args=$(for f in "$T"/export/procs/*-encfs-fetch.environ "$T"/export/procs/*
 done)
 is "$with_args" "" "EncfsSideCarArgs (with the bearer token) is in no environment but encfs-config's"
 fetches=$(for f in "$T"/export/procs/*-encfs-fetch.cmdline; do
-	[ -f "$f" ] && tr '\0' ' ' <"$f" | grep -q ' -o [^ ]*image-1 .*- $' && printf 'sas-fetch '
+	[ -f "$f" ] && tr '\0' ' ' <"$f" | grep -q ' --mount [^ ]*blob-1 .*- $' && printf 'sas-fetch '
 done)
 like "$fetches" "sas-fetch" "the SAS filesystem's encfs-fetch was sampled, its URL given as -"
 is "$(grep -l -F -e "$rsa_sig" "$T"/export/procs/* 2>/dev/null | sed 's|.*/||' | tr '\n' ' ')" "" \
