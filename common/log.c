@@ -102,8 +102,9 @@ void log_redact(const char *in, char *out, size_t outsz)
 	size_t o = 0;
 #define PUT(c)                                                                                     \
 	do {                                                                                       \
+		char c_ = (c); /* evaluated also when the buffer is full: PUT(in[i++]) must advance */ \
 		if (o + 1 < outsz)                                                                 \
-			out[o++] = (c);                                                            \
+			out[o++] = c_;                                                             \
 	} while (0)
 #define PUTS(str)                                                                                  \
 	do {                                                                                       \

@@ -73,6 +73,19 @@ int main(void)
 	char small[8];
 	log_redact("Bearer abcdefghijkl", small, sizeof small);
 	is_int((long long)strlen(small), 7, "redaction output is cut to its buffer");
+	/* past a full buffer the walk must still end: it once stopped advancing there, and a message
+	 * that redaction made longer than its 4 KiB buffer (each "sig=" and short value grows by
+	 * "<redacted>") hung the tool at 100% CPU while it logged */
+	alarm(10); /* a hang is a failure (killed by SIGALRM), not a test run that never ends */
+	log_redact("plain text longer than eight", small, sizeof small);
+	is_str(small, "plain t", "plain text longer than the buffer is cut, and the walk ends");
+	static char grown[2401], grown_out[4096];
+	for (size_t i = 0; i + 6 < sizeof grown; i += 6)
+		memcpy(grown + i, "sig=x&", 6);
+	log_redact(grown, grown_out, sizeof grown_out);
+	is_int((long long)strlen(grown_out), (long long)sizeof grown_out - 1,
+	       "a message redaction lengthens past its buffer is cut there, and the walk ends");
+	alarm(0);
 
 	/* the log file: created 0600, appended, lines redacted, level honoured */
 	char path[512];
