@@ -294,7 +294,7 @@ is "$rc:$err" "3:encfs-attest: reading runtime data: this is an MAA token (encfs
 	"an MAA token given to encfs-attest as runtime data: named"
 
 # --- one grammar ----------------------------------------------------------------------------------
-for tool in encfs-attest encfs-config encfs-dmsetup encfs-skr encfs-unwrap encfs-fetch; do
+for tool in encfs-attest encfs-config encfs-dmsetup encfs-skr encfs-unwrap encfs-fetch encfs-mkimage; do
 	run "$tool" --bogus
 	case $tool in
 	encfs-fetch) is "$rc" 2 "$tool: an unknown option is exit 2 (its one-line form: see the lead's list)" ;;
@@ -303,6 +303,10 @@ for tool in encfs-attest encfs-config encfs-dmsetup encfs-skr encfs-unwrap encfs
 	run "$tool" -v --verbose --help
 	is "$rc" 0 "$tool: -v and --verbose before --help"
 done
+# an option without its value is named too, in the same one line (encfs-mkimage once let getopt
+# print its own line first, and called it "unknown option")
+run encfs-mkimage --size
+is "$rc:$err" "2:encfs-mkimage: usage: --size needs a value (see --help)" "encfs-mkimage: an option without its value: one usage line naming it"
 run encfs-skr -v --verbose policy --akv "$VAULT" --kid fskey -v --verbose
 is "$rc" 0 "encfs-skr: -v and --verbose before the command and among its options"
 run encfs-unwrap --verbose keygen --private "$T/shm/k2.pem" -v
