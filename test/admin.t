@@ -353,6 +353,15 @@ like "$err" "use azure_filesystems[0].azure_url_private or a SAS URL)" "... whos
 unlike "$err" "--private" "... not the command-line option"
 ok "$([ ! -e "$T/mnt/share" ] && [ ! -e "$T/mnt/.filesystem-0" ] && echo 0 || echo 1)" "... and nothing is left"
 
+# a LogFile that is a symbolic link (planted where the log goes, say on a volume the application
+# container shares) is not followed: not by the tools (O_NOFOLLOW), not by the script's own lines
+: >"$T/victim"
+ln -s "$T/victim" "$T/log.link"
+EncfsSideCarArgs=$(base64 -w0 "$T/args.json") LogFile=$T/log.link run sh "$ENCFS_SRC/sh/encfs.sh" --allow-http
+is "$rc" 3 "encfs.sh, LogFile a symbolic link: the run itself goes as without it (exit 3)"
+like "$err" "encfs.sh: filesystem 0 ($T/mnt/share): fetch: " "... its error line on standard error"
+is "$(wc -c <"$T/victim" | tr -d ' ')" 0 "... and nothing appended to the file the link points to"
+
 # a tool that refuses its command line under encfs.sh refused a configuration value: exit 3, and
 # its options named as fields (a stand-in encfs-fetch first on PATH says what a real one would)
 mkdir "$T/stub"
