@@ -307,6 +307,10 @@ done
 # print its own line first, and called it "unknown option")
 run encfs-mkimage --size
 is "$rc:$err" "2:encfs-mkimage: usage: --size needs a value (see --help)" "encfs-mkimage: an option without its value: one usage line naming it"
+run encfs-mkimage --size "1
+2" "$T"
+is "$rc:$err" "2:encfs-mkimage: usage: --size 1\\x0a2: not a size (bytes, or a number with K, M, G or T) (see --help)" \
+	"encfs-mkimage: a value with a newline is named in one line, the newline escaped"
 run encfs-skr -v --verbose policy --akv "$VAULT" --kid fskey -v --verbose
 is "$rc" 0 "encfs-skr: -v and --verbose before the command and among its options"
 run encfs-unwrap --verbose keygen --private "$T/shm/k2.pem" -v

@@ -63,8 +63,7 @@ static _Noreturn void usage_error(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof why, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "%s: usage: %s (see --help)\n", log_progname(), why);
-	exit(EXIT_USAGE);
+	die(EXIT_USAGE, "usage: %s (see --help)", why); /* one line: control characters escaped */
 }
 
 /* "4096", "64M", "4G", "1TiB": bytes, binary multiples. */
