@@ -365,6 +365,11 @@ EncfsSideCarArgs=$(base64 -w0 "$T/args.json") LogFile=$T/log.link run sh "$ENCFS
 is "$rc" 3 "encfs.sh, LogFile a symbolic link: the run itself goes as without it (exit 3)"
 like "$err" "encfs.sh: filesystem 0 ($T/mnt/share): fetch: " "... its error line on standard error"
 is "$(wc -c <"$T/victim" | tr -d ' ')" 0 "... and nothing appended to the file the link points to"
+# a FIFO there (nobody reading it) is not waited on, by the tools or the script
+mkfifo "$T/log.fifo"
+EncfsSideCarArgs=$(base64 -w0 "$T/args.json") LogFile=$T/log.fifo run within 60 sh "$ENCFS_SRC/sh/encfs.sh" --allow-http
+is "$rc" 3 "encfs.sh, LogFile a FIFO: the run goes as without it (exit 3), not blocked on the FIFO"
+like "$err" "encfs-config: warning: LogFile=$T/log.fifo: cannot open: not a regular file (logging to stderr only)" "... the tools say why they log to stderr only"
 
 # a tool that refuses its command line under encfs.sh refused a configuration value: exit 3, and
 # its options named as fields (a stand-in encfs-fetch first on PATH says what a real one would)

@@ -146,6 +146,32 @@ int main(void)
 	free(text);
 	is_int(log_get_level(), LOG_WARN, "an unknown LogLevel falls back to warning");
 
+	/* a LogFile that is not a regular file (a FIFO planted where the log goes): refused at once,
+	 * not waited on for a reader that never comes (every tool would hang at its start) */
+	char fifo[600];
+	snprintf(fifo, sizeof fifo, "%s/fifo", test_tmpdir());
+	if (mkfifo(fifo, 0600) != 0)
+		return 1;
+	setenv("LogFile", fifo, 1);
+	unsetenv("LogLevel");
+	saved = dup(STDERR_FILENO);
+	ef = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (saved < 0 || ef < 0 || dup2(ef, STDERR_FILENO) < 0)
+		return 1;
+	close(ef);
+	alarm(10); /* the old open blocked for ever: SIGALRM fails the test instead */
+	log_init("x");
+	alarm(0);
+	if (dup2(saved, STDERR_FILENO) < 0)
+		return 1;
+	close(saved);
+	unsetenv("LogFile");
+	text = read_file_capped(errpath, 4096, &len);
+	like(text, "x: warning: LogFile=", "a FIFO as LogFile: warned about, not waited on");
+	like(text, "not a regular file (logging to stderr only)", "... saying why");
+	free(text);
+	remove(fifo);
+
 	struct err e;
 	is_int(err_set(&e, EXIT_CONFIG, "inner: %s", "why"), -1, "err_set returns -1");
 	err_wrap(&e, "outer");
