@@ -116,12 +116,14 @@ static char *put_str(char *p, const char *end, const char *s)
 	return p;
 }
 
-/* Decimal of v (0 or more) into p, never past end. */
+/* Decimal of v into p, never past end. */
 static char *put_num(char *p, const char *end, long long v)
 {
 	char tmp[24];
 	int n = 0;
-	unsigned long long u = v < 0 ? 0 : (unsigned long long)v;
+	unsigned long long u = v < 0 ? 0 - (unsigned long long)v : (unsigned long long)v;
+	if (v < 0)
+		p = put_str(p, end, "-");
 	do
 		tmp[n++] = (char)('0' + u % 10);
 	while ((u /= 10) > 0 && n < (int)sizeof tmp - 1);
