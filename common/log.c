@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -43,9 +44,19 @@ void log_init(const char *name)
 	}
 	const char *file = getenv("LogFile");
 	if (file && *file) {
-		log_fd = open(file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+		/* a regular file only: O_NONBLOCK so that a FIFO put there fails instead of waiting
+		 * for a reader (a symbolic link is not followed either) */
+		log_fd = open(file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
+		struct stat st;
+		const char *why = log_fd >= 0 ? NULL : errno == ENXIO ? "not a regular file" : strerror(errno);
+		if (log_fd >= 0 && (fstat(log_fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+				    fcntl(log_fd, F_SETFL, O_APPEND) != 0)) {
+			close(log_fd);
+			log_fd = -1;
+			why = "not a regular file";
+		}
 		if (log_fd < 0)
-			log_warn("LogFile=%s: cannot open: %s (logging to stderr only)", file, strerror(errno));
+			log_warn("LogFile=%s: cannot open: %s (logging to stderr only)", file, why);
 	}
 }
 
@@ -102,8 +113,9 @@ void log_redact(const char *in, char *out, size_t outsz)
 	size_t o = 0;
 #define PUT(c)                                                                                     \
 	do {                                                                                       \
+		char c_ = (c); /* evaluated also when the buffer is full: PUT(in[i++]) must advance */ \
 		if (o + 1 < outsz)                                                                 \
-			out[o++] = (c);                                                            \
+			out[o++] = c_;                                                             \
 	} while (0)
 #define PUTS(str)                                                                                  \
 	do {                                                                                       \

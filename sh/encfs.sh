@@ -93,8 +93,9 @@ say() { # say LEVEL MESSAGE: a line as the tools write it, to stderr and $LogFil
 	[ "$1" = error ] || _line="$prog: $1: $2"
 	printf '%s\n' "$_line" >&2
 	# a LogFile that cannot be written is no failure (the tools, too, log to stderr only then):
-	# say must not fail the step that logs
-	if [ -n "${LogFile:-}" ]; then
+	# say must not fail the step that logs.  A regular file only, as the tools: a symbolic link
+	# planted where the log goes would have root append to any file, a FIFO would hang us.
+	if [ -n "${LogFile:-}" ] && [ ! -L "$LogFile" ] && { [ -f "$LogFile" ] || [ ! -e "$LogFile" ]; }; then
 		(umask 077 && printf '%s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$_line" >>"$LogFile") 2>/dev/null
 	fi
 	return 0

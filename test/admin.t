@@ -294,7 +294,7 @@ is "$rc:$err" "3:encfs-attest: reading runtime data: this is an MAA token (encfs
 	"an MAA token given to encfs-attest as runtime data: named"
 
 # --- one grammar ----------------------------------------------------------------------------------
-for tool in encfs-attest encfs-config encfs-dmsetup encfs-skr encfs-unwrap encfs-fetch; do
+for tool in encfs-attest encfs-config encfs-dmsetup encfs-skr encfs-unwrap encfs-fetch encfs-mkimage; do
 	run "$tool" --bogus
 	case $tool in
 	encfs-fetch) is "$rc" 2 "$tool: an unknown option is exit 2 (its one-line form: see the lead's list)" ;;
@@ -303,6 +303,14 @@ for tool in encfs-attest encfs-config encfs-dmsetup encfs-skr encfs-unwrap encfs
 	run "$tool" -v --verbose --help
 	is "$rc" 0 "$tool: -v and --verbose before --help"
 done
+# an option without its value is named too, in the same one line (encfs-mkimage once let getopt
+# print its own line first, and called it "unknown option")
+run encfs-mkimage --size
+is "$rc:$err" "2:encfs-mkimage: usage: --size needs a value (see --help)" "encfs-mkimage: an option without its value: one usage line naming it"
+run encfs-mkimage --size "1
+2" "$T"
+is "$rc:$err" "2:encfs-mkimage: usage: --size 1\\x0a2: not a size (bytes, or a number with K, M, G or T) (see --help)" \
+	"encfs-mkimage: a value with a newline is named in one line, the newline escaped"
 run encfs-skr -v --verbose policy --akv "$VAULT" --kid fskey -v --verbose
 is "$rc" 0 "encfs-skr: -v and --verbose before the command and among its options"
 run encfs-unwrap --verbose keygen --private "$T/shm/k2.pem" -v
@@ -348,6 +356,20 @@ like "$err" "encfs.sh: filesystem 0 ($T/mnt/share): fetch: encfs-fetch: reading 
 like "$err" "use azure_filesystems[0].azure_url_private or a SAS URL)" "... whose hint names the configuration field"
 unlike "$err" "--private" "... not the command-line option"
 ok "$([ ! -e "$T/mnt/share" ] && [ ! -e "$T/mnt/.filesystem-0" ] && echo 0 || echo 1)" "... and nothing is left"
+
+# a LogFile that is a symbolic link (planted where the log goes, say on a volume the application
+# container shares) is not followed: not by the tools (O_NOFOLLOW), not by the script's own lines
+: >"$T/victim"
+ln -s "$T/victim" "$T/log.link"
+EncfsSideCarArgs=$(base64 -w0 "$T/args.json") LogFile=$T/log.link run sh "$ENCFS_SRC/sh/encfs.sh" --allow-http
+is "$rc" 3 "encfs.sh, LogFile a symbolic link: the run itself goes as without it (exit 3)"
+like "$err" "encfs.sh: filesystem 0 ($T/mnt/share): fetch: " "... its error line on standard error"
+is "$(wc -c <"$T/victim" | tr -d ' ')" 0 "... and nothing appended to the file the link points to"
+# a FIFO there (nobody reading it) is not waited on, by the tools or the script
+mkfifo "$T/log.fifo"
+EncfsSideCarArgs=$(base64 -w0 "$T/args.json") LogFile=$T/log.fifo run within 60 sh "$ENCFS_SRC/sh/encfs.sh" --allow-http
+is "$rc" 3 "encfs.sh, LogFile a FIFO: the run goes as without it (exit 3), not blocked on the FIFO"
+like "$err" "encfs-config: warning: LogFile=$T/log.fifo: cannot open: not a regular file (logging to stderr only)" "... the tools say why they log to stderr only"
 
 # a tool that refuses its command line under encfs.sh refused a configuration value: exit 3, and
 # its options named as fields (a stand-in encfs-fetch first on PATH says what a real one would)

@@ -300,6 +300,13 @@ printf 'not the key' >"$T/wrong"
 run encfs-dmsetup test --max-unlock-time 1 --key-file "$T/wrong" "$T/many.img"
 is "$rc:$err" "3:encfs-dmsetup: unlocking: stopped during keyslot 0: unlocking took 1000 ms, the limit (--max-unlock-time)" \
 	"three slow keyslots, --max-unlock-time 1: stopped during the first derivation, exit 3, naming it and the limit"
+# the same line under a long program name (argv[0] is the invoker's, of any length): it was
+# written into a 256-byte buffer by the signal handler, unchecked (ASan: stack-buffer-overflow)
+long=$(printf '%0250d' 0 | tr 0 d)
+ln -s "$(command -v encfs-dmsetup)" "$T/$long"
+run "$T/$long" test --max-unlock-time 1 --key-file "$T/wrong" "$T/many.img"
+is "$rc:$err" "3:$long: unlocking: stopped during keyslot 0: unlocking took 1000 ms, the limit (--max-unlock-time)" \
+	"  under a program name of 250 bytes: the same line, nothing written past its buffer"
 run encfs-dmsetup test --key-file "$T/wrong" "$T/many.img"
 is "$rc:$err" "7:encfs-dmsetup: unlocking: no key slot matches this key" "the default limit lets all three be tried"
 # the key's own keyslot over a limit, another keyslot tried and wrong: the error says which was not

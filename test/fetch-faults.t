@@ -159,6 +159,21 @@ is "$rc" 4 "a 503 that persists past --deadline is exit 4"
 like "$err" "gave up after" "the error says it gave up"
 ok "$([ ! -e "$T/got" ] && echo 0 || echo 1)" "no output file after giving up"
 
+# an error answer whose body never ends (a hostile or broken endpoint): given up at once, not
+# read until --deadline or for ever (bytes keep moving: the stall check never fires)
+for k in range pagelist; do
+	proxy_reset
+	fault "{\"kind\":\"$k\",\"action\":\"flood\",\"status\":500,\"count\":-1}"
+	blob=dense
+	[ "$k" = range ] || blob=sparse
+	fetch "$ep/pub/$blob"
+	is "$rc" 4 "$k: an endless error body is exit 4"
+	like "$err" "HTTP 500 ServerBusy with an error body longer than 64 KiB" "  the error names it"
+	ok "$([ "$(stat_of by_kind.$k.body_bytes)" -lt $((32 * MiB)) ] && echo 0 || echo 1)" "  and little of it was read ($(stat_of by_kind.$k.body_bytes) bytes)"
+	ok "$([ ! -e "$T/got" ] && echo 0 || echo 1)" "  no output file"
+done
+proxy_ctl DELETE /_fault >/dev/null
+
 # the blob overwritten mid-download: the second range waits at the proxy while the blob changes
 for mode in file stdout; do
 	proxy_reset

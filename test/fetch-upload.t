@@ -229,6 +229,18 @@ is "$(printf '%s\n' "$err" | grep -c -v ': warning: ')" 1 "  in one line (after 
 like "$err" "encfs-fetch: warning: Put Page of bytes " "  the first retry was a warning"
 is "$(lease_state giveup)" available "  the lease is released"
 
+# an error answer to Put Page whose body never ends: given up at once (not read until --deadline
+# or for ever: bytes keep moving, so the stall check never fires), the lease released
+proxy_reset
+fault '{"kind":"page","action":"flood","status":500,"count":-1}'
+rc=0
+printf '%s\n' "$(blobjs sas-write "$pep" img flood)" | within 60 encfs-fetch --allow-http --deadline 20 --upload "$T/f" - 2>"$T/err" || rc=$?
+err=$(cat "$T/err")
+is "$rc" 4 "an endless error body to Put Page is exit 4"
+like "$err" "HTTP 500 ServerBusy with an error body longer than 64 KiB (check the endpoint); the blob is incomplete" "  the error names it"
+ok "$([ "$(stat_of by_kind.page.body_bytes)" -lt $((32 * MiB)) ] && echo 0 || echo 1)" "  little of it was read ($(stat_of by_kind.page.body_bytes) bytes)"
+is "$(lease_state flood)" available "  the lease is released"
+
 # a Put Page acknowledged but never done: the page list check catches it
 proxy_reset
 fault '{"kind":"page","action":"status","status":201,"headers":{"ETag":"\"0x8DCFAKE\""},"count":1,"skip":1}'

@@ -107,40 +107,47 @@ void limits_complete(struct luks_limits *l)
 
 static long long deadline_limit_ms;
 
-/* Decimal of v into buf (async-signal-safe); the end of the text. */
-static char *put_num(char *p, long long v)
+/* Text into p, never past end (async-signal-safe); the end of the text.  The program name is
+ * argv[0]'s, of any length: a long one is cut, not written past the line. */
+static char *put_str(char *p, const char *end, const char *s)
 {
-	char tmp[24];
-	int n = 0;
-	if (v < 0) {
-		*p++ = '-';
-		v = -v;
-	}
-	do
-		tmp[n++] = (char)('0' + v % 10);
-	while ((v /= 10) > 0 && n < (int)sizeof tmp);
-	while (n > 0)
-		*p++ = tmp[--n];
+	while (*s && p < end)
+		*p++ = *s++;
 	return p;
 }
 
-static char *put_str(char *p, const char *s)
+/* Decimal of v into p, never past end. */
+static char *put_num(char *p, const char *end, long long v)
 {
-	while (*s)
-		*p++ = *s++;
-	return p;
+	char tmp[24];
+	int n = 0;
+	unsigned long long u = v < 0 ? 0 - (unsigned long long)v : (unsigned long long)v;
+	if (v < 0)
+		p = put_str(p, end, "-");
+	do
+		tmp[n++] = (char)('0' + u % 10);
+	while ((u /= 10) > 0 && n < (int)sizeof tmp - 1);
+	tmp[n] = '\0';
+	for (int i = 0; i < n / 2; i++) {
+		char t = tmp[i];
+		tmp[i] = tmp[n - 1 - i];
+		tmp[n - 1 - i] = t;
+	}
+	return put_str(p, end, tmp);
 }
 
 static void on_deadline(int sig)
 {
 	(void)sig;
-	char line[256], *p = line;
-	p = put_str(p, log_progname());
-	p = put_str(p, ": unlocking: stopped during keyslot ");
-	p = put_num(p, luks_current_keyslot);
-	p = put_str(p, ": unlocking took ");
-	p = put_num(p, deadline_limit_ms);
-	p = put_str(p, " ms, the limit (--max-unlock-time)\n");
+	char line[512], *p = line;
+	const char *end = line + sizeof line - 1; /* room for the newline */
+	p = put_str(p, line + 256, log_progname());
+	p = put_str(p, end, ": unlocking: stopped during keyslot ");
+	p = put_num(p, end, luks_current_keyslot);
+	p = put_str(p, end, ": unlocking took ");
+	p = put_num(p, end, deadline_limit_ms);
+	p = put_str(p, end, " ms, the limit (--max-unlock-time)");
+	*p++ = '\n';
 	if (write(STDERR_FILENO, line, (size_t)(p - line)) < 0) {
 		/* nothing more to do: exiting */
 	}

@@ -206,7 +206,8 @@ struct xfer {
 	int hdr_long;
 	char *body;
 	size_t len, cap;
-	int body_long, nomem, stalled, stopped;
+	size_t dropped;     /* bytes of an error body, read and dropped */
+	int body_long, error_long, nomem, stalled, stopped;
 	curl_off_t last_dl, last_ul;
 	long long active_ms;
 	CURL *h;
@@ -234,8 +235,16 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 	size_t n = size * nmemb;
 	long status = 0;
 	curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &status);
-	if (status / 100 != 2)
-		return n; /* an error body: x-ms-error-code says what we need */
+	if (status / 100 != 2) {
+		/* an error body: x-ms-error-code says what we need; one that does not end is not
+		 * read for ever (the stall check sees bytes moving) */
+		if (n > BLOB_ERROR_BODY_MAX - x->dropped) {
+			x->error_long = 1;
+			return 0;
+		}
+		x->dropped += n;
+		return n;
+	}
 	if (n > x->call->max_body - x->len) {
 		x->body_long = 1;
 		return 0;
@@ -372,8 +381,8 @@ int blob_call(struct blob_client *c, struct blob_conn *cn, const struct blob_cal
 			goto out;
 		x.hdr_len = 0;
 		x.hdr[0] = '\0';
-		x.len = 0;
-		x.hdr_long = x.body_long = x.nomem = x.stalled = x.stopped = 0;
+		x.len = x.dropped = 0;
+		x.hdr_long = x.body_long = x.error_long = x.nomem = x.stalled = x.stopped = 0;
 		x.last_dl = x.last_ul = 0;
 		x.active_ms = http_now_ms();
 		errbuf[0] = '\0';
@@ -393,6 +402,12 @@ int blob_call(struct blob_client *c, struct blob_conn *cn, const struct blob_cal
 		}
 		if (x.nomem) {
 			err_set(e, EXIT_INTERNAL, "%s: out of memory", call->what);
+			goto out;
+		}
+		if (x.error_long) {
+			err_set(e, EXIT_NETWORK, "%s: HTTP %ld %s with an error body longer than %u KiB (check the "
+				"endpoint)", call->what, status, blob_service_error(x.hdr, code, sizeof code),
+				BLOB_ERROR_BODY_MAX >> 10);
 			goto out;
 		}
 		if (x.hdr_long || x.body_long) {

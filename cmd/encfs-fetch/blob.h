@@ -25,6 +25,7 @@
 #define BLOB_MAX_PUT_PAGE (4u << 20)      /* Put Page: at most 4 MiB a call */
 #define BLOB_SEGMENT_SIZE PAGELIST_SEGMENT_SIZE /* blob bytes per Get Page Ranges request */
 #define BLOB_PAGELIST_MAX_BODY (32u << 20)
+#define BLOB_ERROR_BODY_MAX (64u << 10)  /* an error response's body, read and dropped */
 #define BLOB_ETAG_MAX 128
 #define BLOB_LEASE_ID_MAX 40              /* a GUID is 36 characters */
 

@@ -64,7 +64,9 @@ struct slot {
 	uint64_t done;       /* bytes of the range received and stored, over all attempts */
 	uint64_t done_before; /* done when this attempt started: more is progress */
 	int checked;         /* this attempt's response headers were checked */
-	enum { BAD_NONE, BAD_ETAG, BAD_RANGE, BAD_STATUS, BAD_WRITE, BAD_LONG, BAD_HEADER, BAD_NOMEM } bad;
+	enum { BAD_NONE, BAD_ETAG, BAD_RANGE, BAD_STATUS, BAD_WRITE, BAD_LONG, BAD_ERROR_LONG, BAD_HEADER,
+	       BAD_NOMEM } bad;
+	size_t dropped;      /* bytes of an error body, read and dropped */
 	int write_errno;
 	unsigned char *buf;  /* streaming: the range; page list: the response body */
 	size_t cap, len;
@@ -193,8 +195,16 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 	curl_easy_getinfo(s->h, CURLINFO_RESPONSE_CODE, &status);
 	g->stats->body_bytes += n;
 	s->active_ms = http_now_ms();
-	if (status / 100 != 2)
-		return n; /* an error body: x-ms-error-code says what we need */
+	if (status / 100 != 2) {
+		/* an error body: x-ms-error-code says what we need; one that does not end is not
+		 * read for ever (the stall check sees bytes moving) */
+		if (n > BLOB_ERROR_BODY_MAX - s->dropped) {
+			s->bad = BAD_ERROR_LONG;
+			return 0;
+		}
+		s->dropped += n;
+		return n;
+	}
 	if (s->is_pagelist) {
 		if (n > s->cap - s->len) {
 			size_t ncap = s->cap ? s->cap : 64u << 10;
@@ -298,6 +308,7 @@ static int start_request(struct engine *g, struct slot *s)
 	s->done_before = s->done;
 	s->checked = 0;
 	s->bad = BAD_NONE;
+	s->dropped = 0;
 	s->hdr_len = 0;
 	if (s->hdr)
 		s->hdr[0] = '\0';
@@ -467,6 +478,10 @@ static int finished(struct engine *g, struct slot *s, CURLcode rc)
 		return err_set(g->e, EXIT_NETWORK, "downloading %s: %s %" PRIu64 "-%" PRIu64 ": the "
 			       "response is longer than %s (check the endpoint)", g->shown, what, s->start,
 			       s->end, s->is_pagelist ? "this tool accepts" : "asked for");
+	case BAD_ERROR_LONG:
+		return err_set(g->e, EXIT_NETWORK, "downloading %s: %s %" PRIu64 "-%" PRIu64 ": HTTP %ld %s "
+			       "with an error body longer than %u KiB (check the endpoint)", g->shown, what, s->start,
+			       s->end, status, blob_service_error(s->hdr, code, sizeof code), BLOB_ERROR_BODY_MAX >> 10);
 	case BAD_HEADER:
 		return err_set(g->e, EXIT_NETWORK, "downloading %s: %s %" PRIu64 "-%" PRIu64 ": response "
 			       "headers longer than %u bytes (check the endpoint)", g->shown, what, s->start,

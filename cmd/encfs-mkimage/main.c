@@ -6,6 +6,7 @@
  *   the key file, if a new key -> IMAGE linked into place (never over an existing file). */
 #include "mkimage.h"
 
+#include "cli.h"
 #include "encode.h"
 #include "log.h"
 #include "secmem.h"
@@ -45,7 +46,7 @@ static const char USAGE[] =
 	"                     argon2id (4 passes over 256 MiB, 4 lanes)\n"
 	"  --size SIZE        the image size, header included, a multiple of 4096 (K, M, G, T:\n"
 	"                     binary multiples); refused when DIR does not fit\n"
-	"  -v                 more verbose (repeatable)\n";
+	"  -v, --verbose      more verbose (repeatable)\n";
 
 struct opts {
 	const char *dir, *image, *key_file;
@@ -62,8 +63,7 @@ static _Noreturn void usage_error(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof why, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "%s: usage: %s (see --help)\n", log_progname(), why);
-	exit(EXIT_USAGE);
+	die(EXIT_USAGE, "usage: %s (see --help)", why); /* one line: control characters escaped */
 }
 
 /* "4096", "64M", "4G", "1TiB": bytes, binary multiples. */
@@ -102,9 +102,11 @@ static void parse(int argc, char **argv, struct opts *o)
 	static const struct option lo[] = {
 		{"size", required_argument, NULL, O_SIZE}, {"free", required_argument, NULL, O_FREE},
 		{"key-file", required_argument, NULL, O_KEY}, {"pbkdf", required_argument, NULL, O_PBKDF},
-		{"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+		{"help", no_argument, NULL, 'h'},          {"verbose", no_argument, NULL, 'v'},
+		{NULL, 0, NULL, 0},
 	};
 	int c;
+	opterr = 0; /* one line, ours: getopt's own message would be a second */
 	o->kdf = (struct luks2_kdf){.type = KDF_PBKDF2, .iterations = 1000};
 	while ((c = getopt_long(argc, argv, "vho:", lo, NULL)) != -1) {
 		switch (c) {
@@ -141,7 +143,7 @@ static void parse(int argc, char **argv, struct opts *o)
 				usage_error("--pbkdf %s: pbkdf2 or argon2id", optarg);
 			break;
 		default:
-			usage_error("unknown option");
+			cli_bad_option(argv, "vho:", lo);
 		}
 	}
 	if (optind != argc - 1)

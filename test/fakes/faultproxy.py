@@ -33,6 +33,9 @@ Control (never forwarded):
                   {"delay_page": k, "delay": s} serves page k (from 0) s seconds late.  With
                   {"loop": [m1, m2, ...]} a hostile variant instead: every page is empty and
                   continues with the next marker of the list, round and round, forever
+        "flood"   answer {"status": code} (default 500, x-ms-error-code ServerBusy) without forwarding,
+                  with an error body that does not end: bytes until the client closes the
+                  connection (or 1 GiB); counted in body_bytes
         "header"  forward, with the response headers changed: {"set": {name: value}} replaces or
                   adds, {"drop": [name, ...]} removes
   DELETE /_fault                 remove every rule
@@ -275,6 +278,8 @@ class Proxy(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return self.wfile.write(data)
+        if action == "flood":
+            return self._flood(st, kind, rule.get("status", 500))
         if action == "delay":
             st.hold(rule.get("delay", 1))
         if action == "paginate":
@@ -311,6 +316,20 @@ class Proxy(http.server.BaseHTTPRequestHandler):
             self.wfile.flush()
             return self._close()
         return None
+
+    def _flood(self, st, kind, code):
+        self.send_response(code)
+        self.send_header("x-ms-error-code", "ServerBusy")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        piece = b"<Error>" * 9362
+        try:
+            for _ in range((1 << 30) // len(piece)):
+                self.wfile.write(piece)
+                st.count(kind, len(piece))
+        except OSError:
+            pass
+        return self._close()
 
     def _paginate(self, body, rule):
         """Get Page Ranges with continuation markers, per the REST documentation: the upstream's

@@ -73,6 +73,19 @@ int main(void)
 	char small[8];
 	log_redact("Bearer abcdefghijkl", small, sizeof small);
 	is_int((long long)strlen(small), 7, "redaction output is cut to its buffer");
+	/* past a full buffer the walk must still end: it once stopped advancing there, and a message
+	 * that redaction made longer than its 4 KiB buffer (each "sig=" and short value grows by
+	 * "<redacted>") hung the tool at 100% CPU while it logged */
+	alarm(10); /* a hang is a failure (killed by SIGALRM), not a test run that never ends */
+	log_redact("plain text longer than eight", small, sizeof small);
+	is_str(small, "plain t", "plain text longer than the buffer is cut, and the walk ends");
+	static char grown[2401], grown_out[4096];
+	for (size_t i = 0; i + 6 < sizeof grown; i += 6)
+		memcpy(grown + i, "sig=x&", 6);
+	log_redact(grown, grown_out, sizeof grown_out);
+	is_int((long long)strlen(grown_out), (long long)sizeof grown_out - 1,
+	       "a message redaction lengthens past its buffer is cut there, and the walk ends");
+	alarm(0);
 
 	/* the log file: created 0600, appended, lines redacted, level honoured */
 	char path[512];
@@ -132,6 +145,32 @@ int main(void)
 	     "an unknown LogLevel is warned about");
 	free(text);
 	is_int(log_get_level(), LOG_WARN, "an unknown LogLevel falls back to warning");
+
+	/* a LogFile that is not a regular file (a FIFO planted where the log goes): refused at once,
+	 * not waited on for a reader that never comes (every tool would hang at its start) */
+	char fifo[600];
+	snprintf(fifo, sizeof fifo, "%s/fifo", test_tmpdir());
+	if (mkfifo(fifo, 0600) != 0)
+		return 1;
+	setenv("LogFile", fifo, 1);
+	unsetenv("LogLevel");
+	saved = dup(STDERR_FILENO);
+	ef = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (saved < 0 || ef < 0 || dup2(ef, STDERR_FILENO) < 0)
+		return 1;
+	close(ef);
+	alarm(10); /* the old open blocked for ever: SIGALRM fails the test instead */
+	log_init("x");
+	alarm(0);
+	if (dup2(saved, STDERR_FILENO) < 0)
+		return 1;
+	close(saved);
+	unsetenv("LogFile");
+	text = read_file_capped(errpath, 4096, &len);
+	like(text, "x: warning: LogFile=", "a FIFO as LogFile: warned about, not waited on");
+	like(text, "not a regular file (logging to stderr only)", "... saying why");
+	free(text);
+	remove(fifo);
 
 	struct err e;
 	is_int(err_set(&e, EXIT_CONFIG, "inner: %s", "why"), -1, "err_set returns -1");
