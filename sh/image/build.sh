@@ -59,8 +59,11 @@ for c in buildah mmdebstrap flock; do
 done
 
 # One build at a time on this machine: the base images and the tags are shared.
-lock=${TMPDIR:-/tmp}/encfs-image-build.lock
-exec 9>"$lock"
+# (in /run, root's: a lock file in a world-writable /tmp could be planted by another user, as a
+# link that `>` follows or a file that blocks every build)
+mkdir -p /run/lock
+lock=/run/lock/encfs-image-build.lock
+exec 9>>"$lock"
 flock 9
 
 w=$(mktemp -d "${TMPDIR:-/tmp}/encfs-image-build.XXXXXX")
