@@ -353,6 +353,10 @@ config_terms() {
 		-e "s#--private\\([^a-z-]\\)#$1.azure_url_private\\1#g" \
 		-e "s#--client-id\\([^a-z-]\\)#azure_info.identity.client_id\\1#g" \
 		-e "s#--certcache\\([^a-z-]\\)#azure_info.certcache\\1#g" \
+		-e "s#--verity-root-hash\\([^a-z-]\\)#$1.verity.root_hash\\1#g" \
+		-e "s#--verity-salt\\([^a-z-]\\)#$1.verity.salt\\1#g" \
+		-e "s#--verity-data-blocks\\([^a-z-]\\)#$1.verity.data_blocks\\1#g" \
+		-e "s#--verity-hash-offset\\([^a-z-]\\)#$1.verity.hash_offset\\1#g" \
 		-e 's/ (see --help)//' -e 's/ $//'
 }
 
@@ -441,7 +445,8 @@ release_and_open() {
 			{ run_stage 3 attest attest 3<&-; } |
 			{ run_stage 4 release encfs-skr ${verbose:+"$verbose"} "$@"; } |
 			{ run_stage 5 unwrap unwrap 3<&-; } |
-			{ run_stage 6 open encfs-dmsetup ${verbose:+"$verbose"} open --readonly --key-file - "$image" "$name" 3<&-; }
+			# shellcheck disable=SC2086 # $verity: words (verity_args)
+			{ run_stage 6 open encfs-dmsetup ${verbose:+"$verbose"} open --readonly $verity --key-file - "$image" "$name" 3<&-; }
 	}
 }
 attest() {
@@ -462,7 +467,21 @@ unwrap() {
 # raw_key (a test switch encfs-config has already checked): config | open
 raw_open() {
 	run_stage 1 config config_stage get --hex-decode "$p.raw_key" </dev/null |
-		{ run_stage 2 open encfs-dmsetup ${verbose:+"$verbose"} open --readonly --key-file - "$image" "$name"; }
+		# shellcheck disable=SC2086 # $verity: words (verity_args)
+		{ run_stage 2 open encfs-dmsetup ${verbose:+"$verbose"} open --readonly $verity --key-file - "$image" "$name"; }
+}
+
+# verity_args: $verity, the options that pin the image with dm-verity under dm-crypt (from the
+# filesystem's verity object; empty without one).  Hex digits and whole numbers only (encfs-config
+# checked them): split into words where the open command line uses it.
+verity_args() {
+	verity=""
+	_root=$(cfg "$p.verity.root_hash") || return
+	[ -n "$_root" ] || return 0
+	_salt=$(cfg "$p.verity.salt") || return
+	_blocks=$(cfg "$p.verity.data_blocks") || return
+	_hoff=$(cfg "$p.verity.hash_offset") || return
+	verity="--verity-root-hash $_root --verity-salt $_salt --verity-data-blocks $_blocks --verity-hash-offset $_hoff"
 }
 
 # make_dirs DIR: creates DIR and its missing parents, each undone later
@@ -499,6 +518,7 @@ mount_one() { # mount_one INDEX
 	step "$fs" fetch_image
 
 	push_undo "undo_close $(q "$name") $i"
+	verity_args || return
 	if [ -z "$kid" ]; then
 		say info "filesystem $fs: open: the raw key of the configuration opens /dev/mapper/$name"
 		step "$fs" raw_open
