@@ -433,6 +433,7 @@ fetch_image() {
 
 # The key, from the vault to dm-crypt through pipes only:
 #   config (bearer token, if any, to descriptor 3) | keygen | attest | release | unwrap | open
+# shellcheck disable=SC2086 # $verity: words (verity_args)
 release_and_open() {
 	set -- --akv "$akv" --kid "$kid"
 	[ -n "$api_version" ] && set -- "$@" --api-version "$api_version"
@@ -445,7 +446,6 @@ release_and_open() {
 			{ run_stage 3 attest attest 3<&-; } |
 			{ run_stage 4 release encfs-skr ${verbose:+"$verbose"} "$@"; } |
 			{ run_stage 5 unwrap unwrap 3<&-; } |
-			# shellcheck disable=SC2086 # $verity: words (verity_args)
 			{ run_stage 6 open encfs-dmsetup ${verbose:+"$verbose"} open --readonly $verity --key-file - "$image" "$name" 3<&-; }
 	}
 }
@@ -465,9 +465,9 @@ unwrap() {
 }
 
 # raw_key (a test switch encfs-config has already checked): config | open
+# shellcheck disable=SC2086 # $verity: words (verity_args)
 raw_open() {
 	run_stage 1 config config_stage get --hex-decode "$p.raw_key" </dev/null |
-		# shellcheck disable=SC2086 # $verity: words (verity_args)
 		{ run_stage 2 open encfs-dmsetup ${verbose:+"$verbose"} open --readonly $verity --key-file - "$image" "$name"; }
 }
 
