@@ -69,8 +69,9 @@ assert v == {"root_hash": sys.argv[2], "salt": sys.argv[3], "data_blocks": int(s
 	# the data area alone (sparse): veritysetup takes no data offset
 	dd if="$img" of="$T/data" bs=1M skip=16 count=$((blocks / 256)) conv=sparse status=none
 	verify "$T/data" "$img" "$root" "$salt" "$blocks" "$hoff"
-	ok $? "$tree: veritysetup verify accepts the tree encfs-mkimage wrote"
-	[ "$?" -eq 0 ] || diag "$(cat "$T/verify.out")"
+	_rc=$?
+	ok $_rc "$tree: veritysetup verify accepts the tree encfs-mkimage wrote"
+	[ $_rc -eq 0 ] || diag "$(cat "$T/verify.out")"
 
 	# the oracle writes the same tree for the same data and salt
 	rm -f "$T/oracle"
