@@ -72,6 +72,9 @@ example encfs-config.1 3 "a mistake names the field"
 block encfs-config.5 1 | sed 's/<client id>/11111111-2222-3333-4444-555555555555/' >"$T/work/args5.json"
 run encfs-config -f "$T/work/args5.json" check
 is "$rc:$err" "0:" "encfs-config.5 example: the configuration is valid"
+block encfs-config.5 2 | sed 's/<client id>/11111111-2222-3333-4444-555555555555/' >"$T/work/args5v.json"
+run encfs-config -f "$T/work/args5v.json" check
+is "$rc:$err" "0:" "encfs-config.5 example 2: the pinned configuration is valid"
 
 # encfs-attest(1): the real evidence in ../shared (read from there, never copied into the tree)
 if [ -f "$SHARED/testdata/azure-snp/snp_report.bin" ]; then
