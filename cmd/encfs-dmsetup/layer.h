@@ -1,5 +1,6 @@
 /* The dm-verity layer under dm-crypt (open --verity-*): its layout, checked against the LUKS
- * header and the device, and its table.  Pure (no I/O): unit tested in test/unit/dmsetup-layer.c. */
+ * header and the device, and its table.  Pure (no I/O); test/verity.t checks it through
+ * encfs-dmsetup table. */
 #ifndef ENCFS_DMSETUP_LAYER_H
 #define ENCFS_DMSETUP_LAYER_H
 
