@@ -1,8 +1,9 @@
 #!/bin/sh
-# encfs.sh: the encrypted filesystem sidecar.  For each filesystem of $EncfsSideCarArgs it fetches
-# the image, releases its key to this attested VM, opens the LUKS volume, mounts it at
+# encfs.sh: the encrypted filesystem sidecar.  For each filesystem of $EncfsSideCarArgs it mounts
+# the page blob as a file (encfs-fetch --mount: read lazily, written back) or downloads it whole
+# ("download": true), releases its key to this attested VM, opens the LUKS volume, mounts it at
 # <mount_point>/../.filesystem-N and links mount_point to it; then it waits, and on SIGTERM it
-# unmounts and closes everything.  See encfs.sh(1).
+# unmounts and closes everything, the blob last.  See encfs.sh(1).
 #
 # How it stays honest in a shell without pipefail: every tool runs as a "stage" (run_stage) whose
 # exit status and stderr are kept in the work directory, so the step that failed is the one
@@ -20,7 +21,7 @@ usage="usage: encfs.sh [-v] [--allow-raw-key] [--allow-http] [--fake-report] [--
   --allow-http        accept plain http URLs (tests only)
   --fake-report       attest with a fake SNP report (test attestation services only)
   --cacert file       trust these certificates instead of the system store
-  --work-dir dir      where to put the downloaded images (default /dev/shm)
+  --work-dir dir      where to put the images of \"download\": true (default /dev/shm)
   --unmount-grace seconds
                       on SIGTERM, how long the filesystems still in use may take to be
                       let go before they are unmounted lazily (default 5, at most 3600)
@@ -110,6 +111,7 @@ work=""
 images="" # the directory of --work-dir, when given
 undo=""
 waiting=""  # the step running in the background
+stepping="" # $! before a step is started, while `step` starts it
 sleeping="" # the sleep of the final wait
 held=""     # filesystems still in use at a stop (left to go lazily)
 left=""     # what an undo step could not undo
@@ -155,6 +157,42 @@ undo_close() {
 	[ ! -s "$work/opened-$2" ] || [ "$(dm_uuid "$1")" = "$(cat "$work/opened-$2")" ] || return 0
 	encfs-dmsetup ${verbose:+"$verbose"} close --deferred "$1" || return 1
 	! dm_exists "$1" || held="$held${held:+; }/dev/mapper/$1 (removed when its last user closes it)"
+}
+# undo_blob DIR I: stops the blob mount at DIR (encfs-fetch --mount): unmounts it, then waits
+# for its server (pid in DIR.pid) to write back, release its lease and exit, and for the relay of
+# its log lines.  While /dev/mapper/remote-crypt-I still exists (held by the application: closed
+# with deferred removal), the blob is still read through it: the mount is detached lazily and the
+# server goes on until the device goes.
+undo_blob() {
+	_spid=$(cat "$1.pid" 2>/dev/null)
+	_rpid=$(cat "$1.relay" 2>/dev/null)
+	if is_mounted "$1"; then
+		if dm_exists "remote-crypt-$2"; then
+			umount -l "$1" || return 1
+			held="$held${held:+; }the blob of filesystem $2 (served until the device goes)"
+			return 0
+		fi
+		# the loop device may let go of DIR/data a moment after the dm device went (autoclear)
+		_n=0
+		while ! umount "$1" 2>/dev/null; do
+			is_mounted "$1" || break
+			if [ $_n -ge 50 ]; then
+				umount -l "$1" || return 1
+				break
+			fi
+			sleep 0.1
+			_n=$((_n + 1))
+		done
+	elif [ -n "$_spid" ]; then
+		# not mounted (a stop during the mount): the server stops on SIGTERM
+		kill "$_spid" 2>/dev/null
+	fi
+	# write-back and the lease: the server's own deadline bounds them
+	while [ -n "$_spid" ] && kill -0 "$_spid" 2>/dev/null; do
+		sleep 0.1
+	done
+	[ -z "$_rpid" ] || wait "$_rpid" 2>/dev/null
+	rmdir "$1"
 }
 # dm_sysfs NAME: the sysfs directory of device-mapper device NAME: its name in sysfs (a node in
 # /dev/mapper may lack, without udev, or be stale)
@@ -217,6 +255,8 @@ stopped() {
 # $work/pid-POS while they run), again while the step's shell still runs (a stage may just be
 # starting), until it has finished (a pid file may go between [ -f ] and cat: no message then)
 stop_waiting() {
+	# a signal between the start of a step and `waiting=$!`: $! is the step, once it has changed
+	[ -n "$waiting" ] || [ -z "$stepping" ] || [ "${!:-}" = "$stepping" ] || waiting=$!
 	[ -n "$waiting" ] || return 0
 	_n=0
 	while kill -0 "$waiting" 2>/dev/null && [ $_n -lt 100 ]; do
@@ -287,8 +327,10 @@ step() {
 	_fs=$1
 	shift
 	rm -f "$work/failed" "$work"/pid-* "$work"/stage-*.err
+	stepping=${!:-none}
 	"$@" &
 	waiting=$!
+	stepping=""
 	wait "$waiting"
 	waiting=""
 	culprit=""
@@ -379,12 +421,7 @@ certcache=$(config get --json azure_info.certcache) || exit $?
 i=0
 while [ "$i" -lt "$count" ]; do
 	p="azure_filesystems[$i]"
-	read_write=$(cfg "$p.read_write") || exit $?
 	mount_point=$(cfg "$p.mount_point") || exit $?
-	if [ "$read_write" = true ]; then
-		say error "config: $p.read_write: read-write mounts need the write-back blob mount, which this version does not have (mount it read-only: \"read_write\": false)"
-		exit 3
-	fi
 	mount_point=${mount_point%/}
 	if [ -e "$mount_point" ] || [ -L "$mount_point" ]; then
 		say error "config: $p.mount_point: $mount_point already exists (it must be free: the sidecar creates it as a link)"
@@ -406,7 +443,8 @@ while [ "$i" -lt "$count" ]; do
 done
 
 # the wrapping private key lives in the work directory until the key is unwrapped: RAM only,
-# also with --work-dir, which is for the images only (a disk keeps what rm removes)
+# also with --work-dir, which is for downloaded images only (a disk keeps what rm removes); the
+# blob mounts are there too (a directory each: no memory)
 shm=/dev/shm
 [ -d "$shm" ] && [ -w "$shm" ] || shm=${TMPDIR:-/tmp}
 work=$(umask 077 && mktemp -d "$shm/encfs.XXXXXX") ||
@@ -421,6 +459,18 @@ fi
 
 fetch_image() {
 	set -- -o "$image"
+	fetch_options "$@"
+}
+# mount_blob: the blob as the file $blob/data, read lazily (and written back when read_write); the
+# server's pid goes to $blob.pid, and its log lines, once it serves, to $blob.log (relayed to
+# stderr by mount_one)
+mount_blob() {
+	set -- --mount "$blob"
+	[ "$read_write" = true ] && set -- "$@" --read-write
+	fetch_options "$@" >"$blob.pid" || return
+	mv "$work/stage-1.err" "$blob.log"
+}
+fetch_options() { # fetch_options OPTION...: encfs-fetch with them and the shared ones, a stage
 	[ -n "$allow_http" ] && set -- "$@" "$allow_http"
 	[ -n "$cacert" ] && set -- "$@" --cacert "$cacert"
 	if [ "$private" = true ]; then
@@ -428,7 +478,7 @@ fetch_image() {
 		[ -n "$client_id" ] && set -- "$@" --client-id "$client_id"
 	fi
 	# the URL on standard input, not the command line: a SAS query string is a credential
-	printf '%s\n' "$url" | run_stage 1 fetch encfs-fetch ${verbose:+"$verbose"} "$@" - >/dev/null
+	printf '%s\n' "$url" | run_stage 1 fetch encfs-fetch ${verbose:+"$verbose"} "$@" -
 }
 
 # The key, from the vault to dm-crypt through pipes only:
@@ -446,7 +496,7 @@ release_and_open() {
 			{ run_stage 3 attest attest 3<&-; } |
 			{ run_stage 4 release encfs-skr ${verbose:+"$verbose"} "$@"; } |
 			{ run_stage 5 unwrap unwrap 3<&-; } |
-			{ run_stage 6 open encfs-dmsetup ${verbose:+"$verbose"} open --readonly $verity --key-file - "$image" "$name" 3<&-; }
+			{ run_stage 6 open encfs-dmsetup ${verbose:+"$verbose"} open ${ro_flag:+"$ro_flag"} $verity --key-file - "$image" "$name" 3<&-; }
 	}
 }
 attest() {
@@ -468,7 +518,7 @@ unwrap() {
 # shellcheck disable=SC2086 # $verity: words (verity_args)
 raw_open() {
 	run_stage 1 config config_stage get --hex-decode "$p.raw_key" </dev/null |
-		{ run_stage 2 open encfs-dmsetup ${verbose:+"$verbose"} open --readonly $verity --key-file - "$image" "$name"; }
+		{ run_stage 2 open encfs-dmsetup ${verbose:+"$verbose"} open ${ro_flag:+"$ro_flag"} $verity --key-file - "$image" "$name"; }
 }
 
 # verity_args: $verity, the options that pin the image with dm-verity under dm-crypt (from the
@@ -500,6 +550,8 @@ mount_one() { # mount_one INDEX
 	mount_point=${mount_point%/}
 	url=$(cfg "$p.azure_url") || return
 	private=$(cfg "$p.azure_url_private") || return
+	read_write=$(cfg "$p.read_write") || return
+	download=$(cfg "$p.download") || return
 	kid=$(cfg "$p.key.kid") || return
 	akv=$(cfg "$p.key.akv.endpoint") || return
 	api_version=$(cfg "$p.key.akv.api_version") || return
@@ -510,12 +562,30 @@ mount_one() { # mount_one INDEX
 	has_bearer=false
 	[ "$(cfg "$p.key.akv.bearer_token" | wc -c | tr -d ' ')" = 0 ] || has_bearer=true
 	fs="$i ($mount_point)"
-	image=${images:-$work}/image-$i
 	name=remote-crypt-$i
 	pem=$work/wrap-$i.pem
+	ro_flag=--readonly mode=read-only options=ro,noload
+	[ "$read_write" != true ] || ro_flag="" mode=read-write options=rw
 
-	say info "filesystem $fs: fetch: downloading $(hide_query "$url")"
-	step "$fs" fetch_image
+	if [ "$download" = true ]; then
+		image=${images:-$work}/image-$i
+		say info "filesystem $fs: fetch: downloading $(hide_query "$url")"
+		step "$fs" fetch_image
+	else
+		blob=$work/blob-$i
+		mkdir "$blob" || fail 8 "filesystem $fs: fetch: creating $blob failed (check that $work is writable)"
+		push_undo "undo_blob $(q "$blob") $i"
+		say info "filesystem $fs: fetch: mounting $(hide_query "$url") $mode at $blob/data"
+		step "$fs" mount_blob
+		image=$blob/data
+		# the server's log lines from now on (the ones so far too), until it exits
+		_spid=$(cat "$blob.pid")
+		case $_spid in
+		"" | *[!0-9]*) fail 1 "filesystem $fs: fetch: encfs-fetch --mount did not print its server's process ID" ;;
+		esac
+		tail -n +1 -s 0.2 -f --pid="$_spid" "$blob.log" >&2 &
+		echo $! >"$blob.relay"
+	fi
 
 	push_undo "undo_close $(q "$name") $i"
 	verity_args || return
@@ -539,7 +609,7 @@ mount_one() { # mount_one INDEX
 	push_undo "undo_umount $(q "$dir") $(q "$fs")"
 	# nosuid, nodev: set-uid files and device nodes of the image do nothing in the containers
 	# that share the mount
-	mount -t ext4 -o ro,noload,nosuid,nodev "/dev/mapper/$name" "$dir" ||
+	mount -t ext4 -o "$options,nosuid,nodev" "/dev/mapper/$name" "$dir" ||
 		fail 8 "filesystem $fs: mount: mounting /dev/mapper/$name on $dir failed (check that the image holds ext4)"
 	push_undo "undo_link $(q "$mount_point") .filesystem-$i"
 	# -T: whatever appeared meanwhile at mount_point (a directory, or a link to one) is an error
@@ -547,7 +617,7 @@ mount_one() { # mount_one INDEX
 	if ! { ln -s -T ".filesystem-$i" "$mount_point" 2>/dev/null && [ "$(readlink "$mount_point")" = ".filesystem-$i" ]; }; then
 		fail 8 "filesystem $fs: link: linking $mount_point failed (did something else create it meanwhile?)"
 	fi
-	say info "filesystem $fs: mounted read-only at $mount_point"
+	say info "filesystem $fs: mounted $mode at $mount_point"
 }
 
 i=0

@@ -4,7 +4,7 @@
 # An operator makes a LUKS2 image of an ext4 filesystem holding test.txt under a random key with
 # encfs-mkimage (no root, sparse), uploads it as a page blob and imports the key into Key Vault
 # with a release policy that names the container group's security policy.  Then a confidential container group (here: Debian's kernel
-# under qemu) runs encfs.sh, which attests, gets the key released, fetches the blob, opens it with
+# under qemu) runs encfs.sh, which mounts the blob, attests, gets the key released, opens it with
 # dm-crypt and mounts it, and the demo prints test.txt from the mounted filesystem.  SIGTERM undoes
 # it all.  Finally a key whose policy names another security policy is refused.
 #

@@ -3,7 +3,9 @@
 # attests with a fake SNP report to the fake MAA, gets its keys released by a fake Key Vault
 # (oct-HSM) and a fake Managed HSM (RSA-HSM, HKDF-derived), fetches the LUKS2 images from Azurite,
 # opens them with dm-crypt, mounts them and reads the file back; then SIGTERM leaves nothing.
-# Every failure (release policy not met, wrong key, missing blob, bad configuration, read_write)
+# The blobs are mounted (encfs-fetch --mount), one read-write: what is written there is in the blob
+# at the stop, and a second run sees it.  Every failure (release policy not met, wrong key,
+# missing blob, bad configuration, a second read-write mount)
 # exits with its documented status and one error line naming the step, and leaves nothing behind;
 # so does SIGTERM at any moment of a start.  No key or token reaches the trace log, a command
 # line or an environment.
@@ -92,6 +94,15 @@ import race racekey oct-HSM VAULT "$DIGEST" --key-file "$T/race.key"
 # creates the device or the link this one is about to make
 curl -sS --cacert "$CA" -X POST -d '{"path": "/keys/racekey/release", "delay": 10, "count": -1}' \
 	"https://127.0.0.1:$VAULT_PORT/_fault" || bail "cannot set the vault's delay"
+# read_write: an image with room to write in
+key rw
+mkdir "$T/rwtree" || bail "cannot make the tree of rw.img"
+printf '%s\n' "$TEST_TEXT" >"$T/rwtree/test.txt"
+echo rw >"$T/rwtree/which.txt"
+encfs-mkimage --key-file "$T/rw.key" --free 24M -o "$T/rw.img" "$T/rwtree" >"$T/rw.out" ||
+	bail "cannot make rw.img"
+e2e_upload "$T/rw.img" rw.img || bail "cannot upload rw.img"
+import rw rwkey oct-HSM VAULT "$DIGEST" --key-file "$T/rw.key"
 key slow
 image slow slow
 import slow slowkey oct-HSM VAULT "$DIGEST" --key-file "$T/slow.key"
@@ -145,11 +156,14 @@ e2e_args "$T/cfg/denied" "$(e2e_fs /mnt/remote/first oct.img fskey oct-HSM VAULT
 e2e_args "$T/cfg/wrongkey" "$(e2e_fs /mnt/wrong wrong.img wrongkey oct-HSM VAULT)"
 e2e_args "$T/cfg/missing" "$(e2e_fs /mnt/missing nosuch.img fskey oct-HSM VAULT)"
 e2e_args "$T/cfg/badconfig" "$(edit "$fs_oct" "d['mount_point'] = 'mnt/relative'")"
-e2e_args "$T/cfg/readwrite" "$fs_oct" "$(edit "$fs_rsa" "d['read_write'] = True")"
+e2e_args "$T/cfg/dlrw" "$fs_oct" "$(edit "$fs_rsa" "d['read_write'] = True; d['download'] = True")"
+fs_rw=$(edit "$(e2e_fs /mnt/remote/rw rw.img rwkey oct-HSM VAULT)" "d['read_write'] = True")
+e2e_args "$T/cfg/rw" "$fs_oct" "$fs_rw"
+e2e_args "$T/cfg/slowdl" "$(edit "$(e2e_fs /mnt/slow slow.img slowkey oct-HSM VAULT)" "d['download'] = True")"
 e2e_args "$T/cfg/slow" "$(e2e_fs /mnt/slow slow.img slowkey oct-HSM VAULT)"
 e2e_args "$T/cfg/race" "$(e2e_fs /mnt/race race.img racekey oct-HSM VAULT)"
 for c in "$T"/cfg/*.json; do
-	encfs-config --allow-raw-key -f "$c" check 2>/dev/null || [ "${c##*/}" = badconfig.json ] ||
+	encfs-config --allow-raw-key -f "$c" check 2>/dev/null || [ "${c##*/}" = badconfig.json ] || [ "${c##*/}" = dlrw.json ] ||
 		bail "configuration ${c##*/} is not valid: $(encfs-config --allow-raw-key -f "$c" check 2>&1)"
 	rm -f "$c"
 done
@@ -159,8 +173,8 @@ diag "fixtures and services ready in $(($(date +%s) - t_start)) s"
 truncate -s 64M "$T/export.img"
 t_vm=$(date +%s)
 # shellcheck disable=SC2046 # e2e_vm_net prints options
-sh "$ENCFS_SRC/test/vm/run.sh" --mem 768 $(e2e_vm_net) --disk "$T/export.img" \
-	--file "$T/cfg" --file "$T/ca/ca.pem" --file "$T/ctx" --env "IMDS_PORT=$IMDS_PORT" \
+sh "$ENCFS_SRC/test/vm/run.sh" --timeout 1500 --mem 768 $(e2e_vm_net) --disk "$T/export.img" \
+	--file "$T/cfg" --file "$T/ca/ca.pem" --file "$T/ctx" --file "$T/rw.key" --env "IMDS_PORT=$IMDS_PORT" \
 	"$ENCFS_SRC/test/vm/sidecar-guest.sh" >"$T/guest.tap" 2>"$T/guest.err"
 vm_rc=$?
 t_vm_end=$(date +%s)
@@ -240,7 +254,7 @@ print(" ".join(sorted({r["query"].get("resource", "") for r in json.load(open(sy
 releases=$("$PYTHON" -c 'import json, sys
 print(sorted({r["path"] for f in sys.argv[1:] for r in json.load(open(f)) if r["path"].endswith("/release")}))' \
 	"$T/vault.requests" "$T/hsm.requests")
-is "$releases" "['/keys/deniedkey/release', '/keys/fskey/release', '/keys/racekey/release', '/keys/rsakey/release', '/keys/slowkey/release', '/keys/wrongkey/release']" \
+is "$releases" "['/keys/deniedkey/release', '/keys/fskey/release', '/keys/racekey/release', '/keys/rsakey/release', '/keys/rwkey/release', '/keys/slowkey/release', '/keys/wrongkey/release']" \
 	"the vaults were asked for exactly the keys of the scenarios"
 
 diag "vm-sidecar: $(($(date +%s) - t_start)) s in all, the VM $((t_vm_end - t_vm)) s; $(grep '^# vm:' "$T/guest.tap" | sed 's/^# //')"

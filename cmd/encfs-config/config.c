@@ -541,7 +541,7 @@ static int check_verity(struct check *c, int v)
 static int check_filesystem(struct check *c, int fs)
 {
 	static const char *const known[] = {"mount_point", "azure_url", "azure_url_private", "read_write",
-					    "key", "key_derivation", "raw_key", "verity", NULL};
+					    "download", "key", "key_derivation", "raw_key", "verity", NULL};
 	static const char *const known_kd[] = {"salt", "label", NULL};
 	if (want_object(c, fs, known) != 0)
 		return -1;
@@ -571,6 +571,15 @@ static int check_filesystem(struct check *c, int fs)
 		if (check_verity(c, verity) != 0)
 			return -1;
 	}
+	int download = json_member(c->j, fs, "download");
+	if (download >= 0 && check_bool(c, download) != 0)
+		return -1;
+	/* a downloaded image is a copy in memory: what is written to it would be lost at the stop */
+	bool rw_on = false, download_on = false;
+	if (rw >= 0 && download >= 0 && json_bool(c->j, rw, &rw_on) == 0 && json_bool(c->j, download, &download_on) == 0 &&
+	    rw_on && download_on)
+		return field_err(c, download, "a downloaded image is a copy: writes to it would be lost (remove "
+				 "\"download\" to mount the blob read-write, or set \"read_write\": false)");
 
 	int raw = json_member(c->j, fs, "raw_key");
 	int key = json_member(c->j, fs, "key");

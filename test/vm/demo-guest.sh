@@ -18,7 +18,7 @@ show() { sed 's/^/       /'; }
 
 say "This is the confidential container group: Linux $(uname -r), no network but the forwarded services."
 say "encfs.sh starts, with EncfsSideCarArgs as the container group passes it.  For each filesystem:"
-echo "       fetch the page blob -> make a wrapping key -> attest (SNP report, here a fake one) ->"
+echo "       mount the page blob (FUSE: read as needed) -> make a wrapping key -> attest (SNP report, here a fake one) ->"
 echo "       MAA token -> key release -> unwrap -> open LUKS2 with dm-crypt -> mount -> link"
 EncfsSideCarArgs=$(cat "$F/args") encfs.sh --cacert "$F/ca.pem" --fake-report 2>/tmp/sidecar.log &
 pid=$!

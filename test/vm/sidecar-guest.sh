@@ -27,25 +27,31 @@ run_sidecar() { run timeout 300 encfs.sh --cacert "$F/ca.pem" --fake-report "$@"
 # connections: TCP connections this guest has opened so far (any process, any address)
 connections() { awk '$1 == "Tcp:" && $6 ~ /^[0-9]+$/ {print $6}' /proc/net/snmp; }
 
-# What a sidecar may leave behind: mounts from dm devices, dm devices, loop devices, dm-crypt keys
-# in the keyrings (unlinked keys are collected by the kernel a moment later: wait up to 3 s for
-# that), anything under /mnt, work directories, tools still running.
+# What a sidecar may leave behind: mounts from dm devices, blob mounts (FUSE), dm devices, loop
+# devices, dm-crypt keys in the keyrings (unlinked keys are collected by the kernel a moment later:
+# wait up to 3 s for that), anything under /mnt, work directories, tools (and the relay of a blob
+# server's log lines) still running.
 leftovers() {
 	await_key_gc
-	printf 'mounts:[%s] dm:[%s] loop:[%s] keys:[%s] mnt:[%s] work:[%s] procs:[%s]' \
+	printf 'mounts:[%s] fuse:[%s] dm:[%s] loop:[%s] keys:[%s] mnt:[%s] work:[%s] procs:[%s]' \
 		"$(grep '^/dev/mapper/' /proc/mounts | cut -d' ' -f1,2 | tr '\n' ' ')" \
+		"$(awk '$3 ~ /^fuse/ {print $2}' /proc/mounts | tr '\n' ' ')" \
 		"$(dmsetup ls 2>/dev/null | grep -v '^No devices found' | cut -f1 | tr '\n' ' ')" \
 		"$(losetup -a | tr '\n' ' ')" \
 		"$(grep 'logon' /proc/keys | sed 's/.* logon *//' | tr '\n' ' ')" \
 		"$(find /mnt -mindepth 1 | tr '\n' ' ')" \
 		"$(find /dev/shm /tmp -maxdepth 1 -name 'encfs.*' | tr '\n' ' ')" \
-		"$(cat /proc/[0-9]*/comm 2>/dev/null | grep '^encfs' | tr '\n' ' ')"
+		"$(cat /proc/[0-9]*/comm 2>/dev/null | grep -e '^encfs' -e '^tail$' | tr '\n' ' ')"
 }
-NOTHING="mounts:[] dm:[] loop:[] keys:[] mnt:[] work:[] procs:[]"
+NOTHING="mounts:[] fuse:[] dm:[] loop:[] keys:[] mnt:[] work:[] procs:[]"
 # nothing_left DESCRIPTION: checks, then clears what is left so that one failure does not spill
 nothing_left() {
 	is "$(leftovers)" "$NOTHING" "$1: nothing is left behind"
 	grep '^/dev/mapper/' /proc/mounts | cut -d' ' -f2 | while read -r _m; do umount "$_m"; done
+	awk '$3 ~ /^fuse/ {print $2}' /proc/mounts | while read -r _m; do umount -l "$_m"; done
+	for _c in /proc/[0-9]*/comm; do
+		[ "$(cat "$_c" 2>/dev/null)" = encfs-fetch ] && kill -KILL "$(basename "$(dirname "$_c")")" 2>/dev/null
+	done
 	for _d in $(dmsetup ls 2>/dev/null | grep -v '^No devices found' | cut -f1); do
 		dmsetup remove --force "$_d" >/dev/null 2>&1
 	done
@@ -162,8 +168,8 @@ is "$(leftovers)" "$NOTHING" "a clean guest to start with"
 
 # --- refusals before anything is done --------------------------------------------------------
 refused badconfig 3 "encfs-config: config: azure_filesystems[0].mount_point" "a relative mount point"
-refused readwrite 3 "encfs.sh: config: azure_filesystems[1].read_write: read-write mounts need the write-back" \
-	"read_write: true"
+refused dlrw 3 "encfs-config: config: azure_filesystems[1].download: a downloaded image is a copy: writes to it would be lost" \
+	"read_write with download"
 refused raw 3 "raw_key" "raw_key without --allow-raw-key"
 mkdir -p /mnt/remote/share
 EncfsSideCarArgs=$(args ok) run_sidecar
@@ -256,22 +262,22 @@ kill -TERM "$pid"
 rc=0
 wait "$pid" || rc=$?
 is "$rc:$(errors "$(cat /tmp/hold.err)")" \
-	"8:encfs.sh: stopped, but still in use: filesystem 0 (/mnt/raw); /dev/mapper/remote-crypt-0 (removed when its last user closes it) (a process of the container group holds files there; they go when it closes them)" \
+	"8:encfs.sh: stopped, but still in use: filesystem 0 (/mnt/raw); /dev/mapper/remote-crypt-0 (removed when its last user closes it); the blob of filesystem 0 (served until the device goes) (a process of the container group holds files there; they go when it closes them)" \
 	"in use at SIGTERM: exit 8 and one line naming what is held"
 like "$(cat /tmp/hold.err)" "encfs.sh: warning: filesystem 0 (/mnt/raw): still in use after the grace of 1 s: unmounted lazily" \
 	"in use at SIGTERM: the lazy unmount is a warning"
 is "$(grep -c ' /mnt/raw\| /mnt/.filesystem-0 ' /proc/mounts) $(find /mnt -mindepth 1 | tr '\n' ' ')" "0 " \
 	"in use at SIGTERM: the mount is detached, the link and directory are gone"
 is "$(dmsetup ls 2>/dev/null | cut -f1 | tr '\n' ' ')" "remote-crypt-0 " "in use at SIGTERM: the dm device stays while the file is open"
+is "$(cat /proc/[0-9]*/comm 2>/dev/null | grep -c '^encfs-fetch$')" 1 "in use at SIGTERM: the blob server goes on"
 echo go >/tmp/hold
 wait "$holder"
 is "$(cat /tmp/held.out)" "$TEXT" "in use at SIGTERM: the holder read its file to the end"
-i=0
-while dmsetup ls 2>/dev/null | grep -q '^remote-crypt-0' && [ $i -lt 100 ]; do
-	sleep 0.1
-	i=$((i + 1))
-done
-nothing_left "in use at SIGTERM, once the holder closed its file (no dm device, no key)"
+# once the file is closed: the mount goes, the dm device with it, its loop device, the blob's
+# FUSE mount and its server
+await 10 "the dm device and the blob server to go" \
+	sh -c '! dmsetup ls 2>/dev/null | grep -q "^remote-crypt-0" && ! cat /proc/[0-9]*/comm 2>/dev/null | grep -qx encfs-fetch'
+nothing_left "in use at SIGTERM, once the holder closed its file (no dm device, no key, no server)"
 rm -f /tmp/hold
 
 # --- cleanup undoes only what this run made ---------------------------------------------------
@@ -360,8 +366,11 @@ like "$(dmsetup table remote-crypt-0)" " crypt aes-xts-plain64 " "a dm-crypt tab
 is "$(grep -c 'logon.*cryptsetup:' /proc/keys)" 0 "no volume key is left in a keyring while mounted"
 work=$(find /dev/shm -maxdepth 1 -name 'encfs.*')
 is "$(stat -c %a "$work" 2>&1) $(find "$work" -mindepth 1 | sed 's|.*/||' | sort | tr '\n' ' ')" \
-	"700 image-0 image-1 opened-0 opened-1 " \
-	"the work directory (mode 0700) holds the images, the opened devices' uuids and no wrapping key"
+	"700 blob-0 blob-0.log blob-0.pid blob-0.relay blob-1 blob-1.log blob-1.pid blob-1.relay data data opened-0 opened-1 " \
+	"the work directory (mode 0700) holds the blob mounts, the opened devices' uuids and no wrapping key"
+is "$(losetup -n -O RO,BACK-FILE | awk '{print $1, $2}' | sort | tr '\n' ' ')" "1 $work/blob-0/data 1 $work/blob-1/data " \
+	"read-only loop devices on the mounted blobs"
+like "$(cat /tmp/ok.err)" "encfs-fetch: info: " "the blob servers' log lines are passed on"
 is "$(cat "$work/opened-0")" "$(cat /sys/block/dm-*/dm/uuid | grep -e '-remote-crypt-0$')" \
 	"... the uuid is the one of remote-crypt-0"
 is "$(errors "$(cat /tmp/ok.err)")" "" "no error line"
@@ -372,7 +381,7 @@ like "$(cat /tmp/ok.err)" "encfs.sh: debug: undo: undo_close 'remote-crypt-0' 0"
 # early: as soon as the first filesystem's image is being downloaded
 EncfsSideCarArgs=$(args ok) sidecar >/tmp/t1.out 2>/tmp/t1.err &
 pid=$!
-wait_file "/dev/shm/encfs.*/image-0"
+wait_file "/dev/shm/encfs.*/blob-0"
 stop "$pid" "early in the start"
 is "$(errors "$(cat /tmp/t1.err)")" "" "early in the start: SIGTERM: no error line"
 # while the key is released: the vault holds the release of slowkey for 120 s, the sidecar must
@@ -392,11 +401,11 @@ is "$(errors "$(cat /tmp/t2.err)")" "" "during the key release: SIGTERM: no erro
 # with --work-dir (for large images) the images go there, the wrapping private key stays in
 # /dev/shm (a disk would keep it after rm)
 mkdir -p /var/images
-EncfsSideCarArgs=$(args slow) sidecar --work-dir /var/images >/tmp/t4.out 2>/tmp/t4.err &
+EncfsSideCarArgs=$(args slowdl) sidecar --work-dir /var/images >/tmp/t4.out 2>/tmp/t4.err &
 pid=$!
 wait_file "/dev/shm/encfs.*/wrap-0.pem /var/images/encfs.*/wrap-0.pem"
 is "$(find /dev/shm /var/images -name 'wrap-*' -o -name 'image-*' | sed 's|/encfs\.[^/]*/| |' | sort | tr '\n' ' ')" \
-	"/dev/shm wrap-0.pem /var/images image-0 " "--work-dir: the image goes there, the wrapping key stays in /dev/shm"
+	"/dev/shm wrap-0.pem /var/images image-0 " "--work-dir, download: the image goes there, the wrapping key stays in /dev/shm"
 stop "$pid" "--work-dir, during the key release" 30
 is "$(find /var/images -mindepth 1)" "" "--work-dir: its directory is removed"
 rmdir /var/images
@@ -424,9 +433,66 @@ nothing_left "a tool killed"
 # with the first filesystem mounted, the second one downloading
 EncfsSideCarArgs=$(args ok) sidecar >/tmp/t3.out 2>/tmp/t3.err &
 pid=$!
-wait_file "/dev/shm/encfs.*/image-1"
+wait_file "/dev/shm/encfs.*/blob-1"
 ok "$([ -L /mnt/remote/share ] && echo 0 || echo 1)" "the first filesystem is mounted when the second starts"
 stop "$pid" "between two filesystems"
+
+# --- read_write: two filesystems, one read-only, one written back to its blob ---------------------
+EncfsSideCarArgs=$(args rw) LogLevel=info sidecar >/tmp/rw.out 2>/tmp/rw.err &
+pid=$!
+wait_for "$pid" /mnt/remote/share/test.txt /mnt/remote/rw/test.txt
+is "$(cat /mnt/remote/rw/which.txt 2>&1) $(cat /mnt/remote/share/which.txt 2>&1)" "rw oct" \
+	"read_write: both filesystems read back"
+is "$(grep ' /mnt/remote/.filesystem-1 ' /proc/mounts | cut -d' ' -f4 | cut -d, -f1-3)" "rw,nosuid,nodev" \
+	"read_write: the second is mounted read-write (nosuid, nodev)"
+is "$(grep ' /mnt/remote/.filesystem-0 ' /proc/mounts | cut -d' ' -f4 | cut -d, -f1)" "ro" "read_write: the first stays read-only"
+is "$(awk '$3 ~ /^fuse/ {print $4}' /proc/mounts | cut -d, -f1 | tr '\n' ' ')" "ro rw " \
+	"read_write: the blob mounts: read-only and read-write"
+is "$(blockdev --getro /dev/mapper/remote-crypt-0) $(blockdev --getro /dev/mapper/remote-crypt-1)" "1 0" \
+	"read_write: only the second dm-crypt device is writable"
+like "$(cat /tmp/rw.err)" "filesystem 1 (/mnt/remote/rw): mounted read-write at /mnt/remote/rw" \
+	"read_write: the sidecar says it is read-write"
+head -c $((3 * 1024 * 1024 + 1234)) /dev/urandom >/tmp/rw.bin
+cp /tmp/rw.bin /mnt/remote/rw/new.bin && echo synced >/mnt/remote/rw/note.txt && sync
+is "$?" 0 "read_write: files written and synced"
+want=$(sha256sum </tmp/rw.bin)
+# a second read-write mount of the same blob, meanwhile (another sidecar's): refused, the first
+# holds its lease
+url=$(EncfsSideCarArgs=$(args rw) encfs-config get 'azure_filesystems[1].azure_url')
+mkdir /tmp/rw2
+run sh -c 'printf "%s\n" "$1" | exec encfs-fetch --cacert "$2" --private --mount /tmp/rw2 --read-write -' - "$url" "$F/ca.pem"
+is "$rc:$(errors "$err" | wc -l)" "8:1" "a second read-write mount of the blob: refused (exit 8, one line)"
+like "$err" "another writer holds a lease on it" "a second read-write mount: the error names the lease"
+is "$(awk '$3 ~ /^fuse/' /proc/mounts | wc -l)" 2 "a second read-write mount: nothing mounted"
+rmdir /tmp/rw2
+is "$(sha256sum </mnt/remote/rw/new.bin)" "$want" "a second read-write mount: the first reads on"
+# written after the last sync: the stop writes it back (umount, close, then the blob server)
+echo unsynced >/mnt/remote/rw/late.txt
+stop "$pid" "read_write"
+is "$(errors "$(cat /tmp/rw.err)")" "" "read_write: no error line"
+like "$(cat /tmp/rw.err)" "encfs-fetch: info: unmounted " "read_write: the blob server's last line, after the unmount, is passed on"
+# a second run reads them from the blob (a new server: nothing cached)
+EncfsSideCarArgs=$(args rw) sidecar >/tmp/rw2.out 2>/tmp/rw2.err &
+pid=$!
+wait_for "$pid" /mnt/remote/rw/new.bin
+is "$(sha256sum </mnt/remote/rw/new.bin) $(cat /mnt/remote/rw/note.txt /mnt/remote/rw/late.txt 2>&1 | tr '\n' ' ')" \
+	"$want synced unsynced " "read_write: a second run sees what the first wrote, synced or not"
+stop "$pid" "read_write, second run"
+# the blob itself, downloaded whole and opened with cryptsetup, holds them
+printf '%s\n' "$url" | encfs-fetch --cacert "$F/ca.pem" --private -o /tmp/rw.img - 2>/tmp/rwf.err
+is "$?" 0 "read_write: the blob downloads"
+mkdir -p /tmp/rwcheck
+if cryptsetup open --readonly --key-file "$F/rw.key" /tmp/rw.img rwcheck 2>/tmp/rwc.err &&
+	mount -o ro,noload /dev/mapper/rwcheck /tmp/rwcheck 2>>/tmp/rwc.err; then
+	got="$(sha256sum </tmp/rwcheck/new.bin) $(cat /tmp/rwcheck/note.txt /tmp/rwcheck/late.txt 2>&1 | tr '\n' ' ')"
+	umount /tmp/rwcheck
+else
+	got="cannot open: $(cat /tmp/rwc.err)"
+fi
+cryptsetup close rwcheck 2>/dev/null
+is "$got" "$want synced unsynced " "read_write: the blob, opened with cryptsetup, holds the files"
+rm -rf /tmp/rw.img /tmp/rwcheck /tmp/rw.bin
+nothing_left "read_write: the check with cryptsetup"
 
 # what the host checks: the trace log, the processes seen
 tar -cf "$export_dev" -C "$X" . || bail "cannot write the export disk"
