@@ -79,6 +79,8 @@ stop "pinned"
 
 # --- the blob replaced by an older image with the same key: refused at open -------------------
 start rollback
+# (still running: it mounted the older image; the checks below fail, and it is stopped)
+! kill -0 "$pid" 2>/dev/null || kill -TERM "$pid"
 _rc=0
 wait "$pid" || _rc=$?
 is "$_rc" 7 "rollback: exit 7"
