@@ -65,19 +65,33 @@ done
 
 # --- configurations: raw key, the new image's verity object ---------------------------------------
 verity=$(field new verity-config)
-fs() { # fs BLOB: the filesystem entry for blob BLOB, pinned to the new image
+# fs BLOB [DOWNLOAD]: the filesystem entry for blob BLOB, pinned to the new image; the whole image
+# downloaded (DOWNLOAD true, the default) or the blob mounted (false: encfs-fetch --mount)
+fs() {
 	"$PYTHON" -c 'import json, sys
 d = json.loads(sys.argv[1])
 del d["key"]
 d["raw_key"] = open(sys.argv[2], "rb").read().hex()
 d.update(json.loads("{" + sys.argv[3] + "}"))
-print(json.dumps(d))' "$(e2e_fs /mnt/v "$1" - oct-HSM VAULT)" "$T/fs.key" "$verity"
+if sys.argv[4] == "true":
+    d["download"] = True
+print(json.dumps(d))' "$(e2e_fs /mnt/v "$1" - oct-HSM VAULT)" "$T/fs.key" "$verity" "${2:-true}"
 }
 mkdir "$T/cfg"
 e2e_args "$T/cfg/pinned" "$(fs new.img)"
 e2e_args "$T/cfg/rollback" "$(fs old.img)"
 e2e_args "$T/cfg/flipped" "$(fs flipped.img)"
-for c in pinned rollback flipped; do
+cfgs="pinned rollback flipped"
+# the blob mounted instead of downloaded, where encfs-fetch has the mount mode (issue 12)
+if encfs-fetch --help 2>/dev/null | grep -q -e '--mount'; then
+	e2e_args "$T/cfg/mounted" "$(fs new.img false)"
+	e2e_args "$T/cfg/mounted-rollback" "$(fs old.img false)"
+	e2e_args "$T/cfg/mounted-flipped" "$(fs flipped.img false)"
+	cfgs="$cfgs mounted mounted-rollback mounted-flipped"
+else
+	diag "encfs-fetch has no --mount yet: the images are downloaded whole only"
+fi
+for c in $cfgs; do
 	encfs-config --allow-raw-key -f "$T/cfg/$c.json" check || bail "configuration $c is not valid"
 	rm -f "$T/cfg/$c.json"
 done

@@ -61,47 +61,55 @@ sums() { (cd "$M/" && find . -type f | sed 's|^\./||' | sort | while read -r f; 
 
 is "$(leftovers)" "$NOTHING" "a clean guest to start with"
 
-# --- the pinned image: opens, every file reads -----------------------------------------------
-start pinned
-is "$(cat "$M/which.txt" 2>&1)" "new" "pinned: the pinned image is mounted"
-run sums
-is "$out" "$(cat "$F/sums")" "pinned: every file reads back, byte for byte"
-like "$(dmsetup ls 2>&1 | cut -f1 | tr '\n' ' ')" "remote-crypt-0-verity " "pinned: remote-crypt-0-verity is there"
-vt=$(dmsetup table remote-crypt-0-verity 2>&1)
-like "$vt" " verity 1 " "pinned: it is dm-verity, format 1"
-like "$vt" " 4096 4096 $(cat "$F/blocks") " "pinned: 4096-byte blocks, the pinned data blocks"
-like "$vt" " sha256 $(cat "$F/root") " "pinned: with the pinned root hash"
-unlike "$vt" "corruption" "pinned: neither restart_on_corruption nor panic_on_corruption (EIO)"
-is "$(dmsetup deps -o devname remote-crypt-0 2>&1 | sed 's/.*: //')" "(remote-crypt-0-verity)" \
-	"pinned: dm-crypt is on the verity device"
-is "$(errors "$(cat /tmp/pinned.err)")" "" "pinned: no error line"
-stop "pinned"
+# scenarios PREFIX HOW: the three cases with configurations PREFIXpinned, PREFIXrollback and
+# PREFIXflipped; HOW is put before each description
+scenarios() {
+	pre=$1 how=$2
 
-# --- the blob replaced by an older image with the same key: refused at open -------------------
-start rollback
-# (still running: it mounted the older image; the checks below fail, and it is stopped)
-! kill -0 "$pid" 2>/dev/null || kill -TERM "$pid"
-_rc=0
-wait "$pid" || _rc=$?
-is "$_rc" 7 "rollback: exit 7"
-err=$(cat /tmp/rollback.err)
-is "$(errors "$err" | wc -l)" 1 "rollback: one error line"
-like "$(errors "$err")" "encfs.sh: filesystem 0 ($M): open: encfs-dmsetup: remote-crypt-0: dm-verity refused the image: its hash tree does not match the pinned root hash" \
-	"rollback: the line names the filesystem and the root hash mismatch"
-[ "$_rc" = 7 ] || diag "stderr: $err"
-nothing_left "rollback"
+	# --- the pinned image: opens, every file reads -----------------------------------------------
+	start "${pre}pinned"
+	is "$(cat "$M/which.txt" 2>&1)" "new" "${how}pinned: the pinned image is mounted"
+	run sums
+	is "$out" "$(cat "$F/sums")" "${how}pinned: every file reads back, byte for byte"
+	like "$(dmsetup ls 2>&1 | cut -f1 | tr '\n' ' ')" "remote-crypt-0-verity " "${how}pinned: remote-crypt-0-verity is there"
+	vt=$(dmsetup table remote-crypt-0-verity 2>&1)
+	like "$vt" " verity 1 " "${how}pinned: it is dm-verity, format 1"
+	like "$vt" " 4096 4096 $(cat "$F/blocks") " "${how}pinned: 4096-byte blocks, the pinned data blocks"
+	like "$vt" " sha256 $(cat "$F/root") " "${how}pinned: with the pinned root hash"
+	unlike "$vt" "corruption" "${how}pinned: neither restart_on_corruption nor panic_on_corruption (EIO)"
+	is "$(dmsetup deps -o devname remote-crypt-0 2>&1 | sed 's/.*: //')" "(remote-crypt-0-verity)" \
+		"${how}pinned: dm-crypt is on the verity device"
+	is "$(errors "$(cat "/tmp/${pre}pinned.err")")" "" "${how}pinned: no error line"
+	stop "${how}pinned"
 
-# --- one ciphertext block flipped: opens, that file fails with EIO, the others read -----------
-start flipped
-is "$(cat "$M/which.txt" 2>&1)" "new" "flipped: the image opens and mounts"
-victim=$(cat "$F/victim")
-run cat "$M/$victim"
-is "$rc" 1 "flipped: reading $victim fails"
-like "$err" "Input/output error" "flipped: ... with EIO"
-grep -v " $victim\$" "$F/sums" >/tmp/others
-run sums
-is "$(printf '%s\n' "$out" | grep -v " $victim\$")" "$(cat /tmp/others)" "flipped: every other file reads back"
-stop "flipped"
+	# --- the blob replaced by an older image with the same key: refused at open -------------------
+	start "${pre}rollback"
+	# (still running: it mounted the older image; the checks below fail, and it is stopped)
+	! kill -0 "$pid" 2>/dev/null || kill -TERM "$pid"
+	_rc=0
+	wait "$pid" || _rc=$?
+	is "$_rc" 7 "${how}rollback: exit 7"
+	err=$(cat "/tmp/${pre}rollback.err")
+	is "$(errors "$err" | wc -l)" 1 "${how}rollback: one error line"
+	like "$(errors "$err")" "encfs.sh: filesystem 0 ($M): open: encfs-dmsetup: remote-crypt-0: dm-verity refused the image: its hash tree does not match the pinned root hash" \
+		"${how}rollback: the line names the filesystem and the root hash mismatch"
+	[ "$_rc" = 7 ] || diag "stderr: $err"
+	nothing_left "${how}rollback"
+
+	# --- one ciphertext block flipped: opens, that file fails with EIO, the others read -----------
+	start "${pre}flipped"
+	is "$(cat "$M/which.txt" 2>&1)" "new" "${how}flipped: the image opens and mounts"
+	victim=$(cat "$F/victim")
+	run cat "$M/$victim"
+	is "$rc" 1 "${how}flipped: reading $victim fails"
+	like "$err" "Input/output error" "${how}flipped: ... with EIO"
+	grep -v " $victim\$" "$F/sums" >/tmp/others
+	run sums
+	is "$(printf '%s\n' "$out" | grep -v " $victim\$")" "$(cat /tmp/others)" "${how}flipped: every other file reads back"
+	stop "${how}flipped"
+}
+scenarios "" ""
+[ ! -f "$F/cfg/mounted" ] || scenarios mounted- "blob mounted, "
 
 # --- a stop during the start of a pinned image leaves nothing either -------------------------
 EncfsSideCarArgs=$(args pinned) sidecar >/tmp/early.out 2>/tmp/early.err &
