@@ -396,6 +396,10 @@ config_terms() {
 		-e "s#--private\\([^a-z-]\\)#$1.azure_url_private\\1#g" \
 		-e "s#--client-id\\([^a-z-]\\)#azure_info.identity.client_id\\1#g" \
 		-e "s#--certcache\\([^a-z-]\\)#azure_info.certcache\\1#g" \
+		-e "s#--verity-root-hash\\([^a-z-]\\)#$1.verity.root_hash\\1#g" \
+		-e "s#--verity-salt\\([^a-z-]\\)#$1.verity.salt\\1#g" \
+		-e "s#--verity-data-blocks\\([^a-z-]\\)#$1.verity.data_blocks\\1#g" \
+		-e "s#--verity-hash-offset\\([^a-z-]\\)#$1.verity.hash_offset\\1#g" \
 		-e 's/ (see --help)//' -e 's/ $//'
 }
 
@@ -480,6 +484,7 @@ fetch_options() { # fetch_options OPTION...: encfs-fetch with them and the share
 
 # The key, from the vault to dm-crypt through pipes only:
 #   config (bearer token, if any, to descriptor 3) | keygen | attest | release | unwrap | open
+# shellcheck disable=SC2086 # $verity: words (verity_args)
 release_and_open() {
 	set -- --akv "$akv" --kid "$kid"
 	[ -n "$api_version" ] && set -- "$@" --api-version "$api_version"
@@ -492,7 +497,7 @@ release_and_open() {
 			{ run_stage 3 attest attest 3<&-; } |
 			{ run_stage 4 release encfs-skr ${verbose:+"$verbose"} "$@"; } |
 			{ run_stage 5 unwrap unwrap 3<&-; } |
-			{ run_stage 6 open encfs-dmsetup ${verbose:+"$verbose"} open ${ro_flag:+"$ro_flag"} --key-file - "$image" "$name" 3<&-; }
+			{ run_stage 6 open encfs-dmsetup ${verbose:+"$verbose"} open ${ro_flag:+"$ro_flag"} $verity --key-file - "$image" "$name" 3<&-; }
 	}
 }
 attest() {
@@ -511,9 +516,23 @@ unwrap() {
 }
 
 # raw_key (a test switch encfs-config has already checked): config | open
+# shellcheck disable=SC2086 # $verity: words (verity_args)
 raw_open() {
 	run_stage 1 config config_stage get --hex-decode "$p.raw_key" </dev/null |
-		{ run_stage 2 open encfs-dmsetup ${verbose:+"$verbose"} open ${ro_flag:+"$ro_flag"} --key-file - "$image" "$name"; }
+		{ run_stage 2 open encfs-dmsetup ${verbose:+"$verbose"} open ${ro_flag:+"$ro_flag"} $verity --key-file - "$image" "$name"; }
+}
+
+# verity_args: $verity, the options that pin the image with dm-verity under dm-crypt (from the
+# filesystem's verity object; empty without one).  Hex digits and whole numbers only (encfs-config
+# checked them): split into words where the open command line uses it.
+verity_args() {
+	verity=""
+	_root=$(cfg "$p.verity.root_hash") || return
+	[ -n "$_root" ] || return 0
+	_salt=$(cfg "$p.verity.salt") || return
+	_blocks=$(cfg "$p.verity.data_blocks") || return
+	_hoff=$(cfg "$p.verity.hash_offset") || return
+	verity="--verity-root-hash $_root --verity-salt $_salt --verity-data-blocks $_blocks --verity-hash-offset $_hoff"
 }
 
 # make_dirs DIR: creates DIR and its missing parents, each undone later
@@ -570,6 +589,7 @@ mount_one() { # mount_one INDEX
 	fi
 
 	push_undo "undo_close $(q "$name") $i"
+	verity_args || return
 	if [ -z "$kid" ]; then
 		say info "filesystem $fs: open: the raw key of the configuration opens /dev/mapper/$name"
 		step "$fs" raw_open

@@ -72,6 +72,9 @@ example encfs-config.1 3 "a mistake names the field"
 block encfs-config.5 1 | sed 's/<client id>/11111111-2222-3333-4444-555555555555/' >"$T/work/args5.json"
 run encfs-config -f "$T/work/args5.json" check
 is "$rc:$err" "0:" "encfs-config.5 example: the configuration is valid"
+block encfs-config.5 2 | sed 's/<client id>/11111111-2222-3333-4444-555555555555/' >"$T/work/args5v.json"
+run encfs-config -f "$T/work/args5v.json" check
+is "$rc:$err" "0:" "encfs-config.5 example 2: the pinned configuration is valid"
 
 # encfs-attest(1): the real evidence in ../shared (read from there, never copied into the tree)
 if [ -f "$SHARED/testdata/azure-snp/snp_report.bin" ]; then
@@ -111,7 +114,11 @@ if command -v cryptsetup >/dev/null 2>&1 && PATH=$PATH:/usr/sbin:/sbin command -
 		's/^allocated [0-9]\{6\}$/allocated 348160/'
 	example encfs-mkimage.1 2 "a 4 GiB image with a new key, and too small a size" \
 		's/^key-check-value [0-9a-f]\{8\}$/key-check-value 5e1f0c2a/; s/^allocated [0-9]\{6\}$/allocated 417792/'
+	# (the root hash and salt are new each run: the page's stand in for them)
+	example encfs-mkimage.1 3 "a pinned image, its tree verified by veritysetup" \
+		's/root.hash\([" :]*\)[0-9a-f]\{64\}/root_hash\10aaf503059922dc7659ef97bd9fe5e84865dbfda02fd13323e308028c5ef6565/; s/^verity-root_hash/verity-root-hash/; s/salt\([" :]*\)[0-9a-f]\{64\}/salt\106649f2563ed40f714754dc2041b3287206c0a4d465265a3b0255dbe86785bb6/g'
 else
+	skip "cryptsetup or mke2fs not installed: encfs-mkimage examples"
 	skip "cryptsetup or mke2fs not installed: encfs-mkimage examples"
 	skip "cryptsetup or mke2fs not installed: encfs-mkimage examples"
 fi

@@ -6,6 +6,7 @@
 #include "encode.h"
 #include "keyref.h"
 #include "secmem.h"
+#include "verity.h"
 
 #include <stdarg.h>
 #include <stdbool.h>
@@ -496,10 +497,51 @@ static int check_mount_point(struct check *c, int tok)
 	return rc;
 }
 
+/* verity: what pins the image (encfs-mkimage --verity printed it): root_hash, salt, data_blocks,
+ * hash_offset, all four; the kernel's dm-verity table is made of them alone. */
+static int check_verity(struct check *c, int v)
+{
+	static const char *const known[] = {"root_hash", "salt", "data_blocks", "hash_offset", NULL};
+	if (want_object(c, v, known) != 0)
+		return -1;
+	int root = json_member(c->j, v, "root_hash"), salt = json_member(c->j, v, "salt");
+	int blocks = json_member(c->j, v, "data_blocks"), hoff = json_member(c->j, v, "hash_offset");
+	if (root < 0)
+		return missing(c, v, "root_hash", "the root hash encfs-mkimage --verity printed");
+	if (salt < 0)
+		return missing(c, v, "salt", "the salt encfs-mkimage --verity printed");
+	if (blocks < 0)
+		return missing(c, v, "data_blocks", "the data blocks encfs-mkimage --verity printed");
+	if (hoff < 0)
+		return missing(c, v, "hash_offset", "the hash offset encfs-mkimage --verity printed");
+	size_t n;
+	if (!skip_placeholder(c, root)) {
+		if (check_hex(c, root, "root_hash") != 0)
+			return -1;
+		(void)json_raw(c->j, root, &n);
+		if (n != 2 * VERITY_DIGEST)
+			return field_err(c, root, "is %zu hex digits, not 64 (a sha256 root hash)", n);
+	}
+	if (!skip_placeholder(c, salt) &&
+	    (check_hex(c, salt, "salt") != 0 || check_hex_max(c, salt, "salt", VERITY_SALT_MAX) != 0))
+		return -1;
+	uint64_t x;
+	struct verity_geom g;
+	struct err e;
+	if (!skip_placeholder(c, blocks) && (json_uint64(c->j, blocks, &x) != 0 || verity_geometry(x, &g, &e) != 0))
+		return json_type(c->j, blocks) != JSON_NUMBER ? want_type(c, blocks, JSON_NUMBER)
+							       : field_err(c, blocks, "is not a whole number from 2 to 2^40");
+	if (!skip_placeholder(c, hoff) && (json_uint64(c->j, hoff, &x) != 0 || x == 0 || x % VERITY_BLOCK))
+		return json_type(c->j, hoff) != JSON_NUMBER
+			       ? want_type(c, hoff, JSON_NUMBER)
+			       : field_err(c, hoff, "is not a positive whole number of bytes, a multiple of 4096");
+	return 0;
+}
+
 static int check_filesystem(struct check *c, int fs)
 {
 	static const char *const known[] = {"mount_point", "azure_url", "azure_url_private", "read_write",
-					    "download", "key", "key_derivation", "raw_key", NULL};
+					    "download", "key", "key_derivation", "raw_key", "verity", NULL};
 	static const char *const known_kd[] = {"salt", "label", NULL};
 	if (want_object(c, fs, known) != 0)
 		return -1;
@@ -520,6 +562,15 @@ static int check_filesystem(struct check *c, int fs)
 	int rw = json_member(c->j, fs, "read_write");
 	if (rw >= 0 && check_bool(c, rw) != 0)
 		return -1;
+	int verity = json_member(c->j, fs, "verity");
+	if (verity >= 0) {
+		bool w = false;
+		if (rw >= 0 && json_bool(c->j, rw, &w) == 0 && w)
+			return field_err(c, verity, "pins a read-only image: it cannot go with read_write true "
+					 "(set read_write false, or remove verity)");
+		if (check_verity(c, verity) != 0)
+			return -1;
+	}
 	int download = json_member(c->j, fs, "download");
 	if (download >= 0 && check_bool(c, download) != 0)
 		return -1;

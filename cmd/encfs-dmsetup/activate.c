@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -114,7 +115,8 @@ static int loop_bind(int lfd, int ffd, const struct loop_config *cfg)
 	return 0;
 }
 
-int loop_attach_fd(int ffd, const char *file, bool ro, char *path, size_t pathsz, int *loop_fd, struct err *e)
+int loop_attach_fd(int ffd, const char *file, uint64_t offset, bool ro, char *path, size_t pathsz, int *loop_fd,
+		   struct err *e)
 {
 	int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
 	if (ctl < 0)
@@ -123,6 +125,7 @@ int loop_attach_fd(int ffd, const char *file, bool ro, char *path, size_t pathsz
 	memset(&cfg, 0, sizeof cfg);
 	cfg.fd = (uint32_t)ffd;
 	cfg.info.lo_flags = LO_FLAGS_AUTOCLEAR | (ro ? LO_FLAGS_READ_ONLY : 0);
+	cfg.info.lo_offset = offset;
 	snprintf((char *)cfg.info.lo_file_name, sizeof cfg.info.lo_file_name, "%s", file);
 	int r = -1, attempt = 0;
 	for (; attempt < 16; attempt++) {
@@ -291,7 +294,8 @@ static int dm_remove_name(const char *name, bool deferred)
 	return ok ? 0 : -1;
 }
 
-int dm_create_crypt(const char *name, const char *uuid, bool ro, const struct table_line *tl, struct err *e)
+int dm_create_crypt(const char *name, const char *uuid, bool ro, const struct table_line *tl, dev_t *dev,
+		    struct err *e)
 {
 	dm_setup();
 	uint32_t cookie = 0;
@@ -316,6 +320,9 @@ int dm_create_crypt(const char *name, const char *uuid, bool ro, const struct ta
 			err == ENOKEY ? " (the key was not found in the kernel keyring: try --no-keyring)" : "");
 		goto out;
 	}
+	struct dm_info info;
+	if (dev && dm_task_get_info(t, &info) && info.exists)
+		*dev = makedev((unsigned)info.major, (unsigned)info.minor);
 	r = 0;
 out:
 	if (udev && cookie)
@@ -342,6 +349,41 @@ int dm_rollback(const char *name, const char *uuid)
 	if (t)
 		dm_task_destroy(t);
 	return ours ? dm_remove_name(name, false) : 0;
+}
+
+int dm_remove_ours(const char *name, const char *uuid)
+{
+	dm_setup();
+	struct dm_task *t = dm_task_create(DM_DEVICE_INFO);
+	struct dm_info info;
+	bool ours = false;
+	if (t && dm_task_set_name(t, name) && dm_task_run(t) && dm_task_get_info(t, &info) && info.exists) {
+		const char *u = dm_task_get_uuid(t);
+		ours = u && strcmp(u, uuid) == 0;
+	}
+	if (t)
+		dm_task_destroy(t);
+	return ours ? dm_remove_name(name, false) : 0;
+}
+
+int dm_close_verity(const char *name, bool deferred, struct err *e)
+{
+	char vname[256];
+	if ((size_t)snprintf(vname, sizeof vname, "%s-verity", name) >= sizeof vname)
+		return 0;
+	dm_setup();
+	struct dm_task *t = dm_task_create(DM_DEVICE_INFO);
+	struct dm_info info;
+	bool ours = false;
+	if (t && dm_task_set_name(t, vname) && dm_task_run(t) && dm_task_get_info(t, &info) && info.exists) {
+		const char *u = dm_task_get_uuid(t);
+		ours = u && strncmp(u, "CRYPT-VERITY-", 13) == 0;
+	}
+	if (t)
+		dm_task_destroy(t);
+	if (ours && dm_remove_name(vname, deferred) != 0)
+		return err_set(e, EXIT_DEVICE, "device-mapper: removing %s: %s", vname, dm_why("device busy or gone"));
+	return 0;
 }
 
 int dm_close_crypt(const char *name, bool deferred, bool *still_open, struct err *e)

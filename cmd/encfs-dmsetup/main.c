@@ -5,6 +5,7 @@
  *        Any failure removes what was made, in reverse order. */
 #include "activate.h"
 #include "cost.h"
+#include "layer.h"
 #include "luks.h"
 
 #include "cli.h"
@@ -13,6 +14,7 @@
 #include "secmem.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
@@ -30,12 +32,12 @@
 
 static const char USAGE[] =
 	"usage: encfs-dmsetup [-v] open [--readonly] [--allow-discards] [--header HDR]\n"
-	"                     [--key-file FILE|-] [--no-keyring] [LIMITS] DEVICE NAME\n"
+	"                     [--key-file FILE|-] [--no-keyring] [LIMITS] [VERITY] DEVICE NAME\n"
 	"       encfs-dmsetup [-v] close [--deferred] NAME\n"
 	"       encfs-dmsetup [-v] table [--showkeys] [--header HDR] [--key-file FILE|-]\n"
-	"                     [--no-keyring] [LIMITS] DEVICE [NAME]\n"
+	"                     [--no-keyring] [LIMITS] [VERITY] DEVICE [NAME]\n"
 	"       encfs-dmsetup [-v] test [--header HDR] [--key-file FILE|-] [LIMITS] DEVICE\n"
-	"       encfs-dmsetup [-v] dump [--json] [--header HDR] DEVICE\n"
+	"       encfs-dmsetup [-v] dump [--json | VERITY] [--header HDR] DEVICE\n"
 	"       encfs-dmsetup -h | --help\n"
 	"options:\n"
 	"  --allow-discards   pass discards (TRIM) through dm-crypt\n"
@@ -52,10 +54,17 @@ static const char USAGE[] =
 	"  --no-keyring       put the volume key in the table as hex, not as a kernel keyring key\n"
 	"  --readonly         open read-only\n"
 	"  --showkeys         table: print the volume key in hex instead of zeros\n"
-	"  -v, --verbose      more verbose (repeatable)\n";
+	"  -v, --verbose      more verbose (repeatable)\n"
+	"  --verity-root-hash HEX       VERITY: the pinned dm-verity root hash (all four VERITY\n"
+	"                               options together: dm-verity under dm-crypt, read-only)\n"
+	"  --verity-salt HEX            VERITY: its salt\n"
+	"  --verity-data-blocks N       VERITY: 4096-byte blocks of the data area\n"
+	"  --verity-hash-offset BYTES   VERITY: where the hash tree starts in DEVICE\n";
 
 struct opts {
 	bool readonly, allow_discards, no_keyring, showkeys, json, deferred;
+	struct verity_params verity;
+	unsigned verity_given; /* bit per VERITY option */
 	const char *header, *key_file;
 	struct luks_limits limits;
 	char *args[2];
@@ -80,8 +89,13 @@ static unsigned long long limit_arg(const char *opt, const char *v, unsigned lon
 	return x;
 }
 
-enum { O_RO = 256, O_DISC, O_HDR, O_KEY, O_NOKR, O_SHOW, O_JSON, O_PBKDF2, O_A2TIME, O_A2MEM, O_UNLOCK, O_DEFER };
+enum { O_RO = 256, O_DISC, O_HDR, O_KEY, O_NOKR, O_SHOW, O_JSON, O_PBKDF2, O_A2TIME, O_A2MEM, O_UNLOCK, O_DEFER,
+       O_VROOT, O_VSALT, O_VBLOCKS, O_VHASH };
 static const struct option lo[] = {
+	{"verity-root-hash", required_argument, NULL, O_VROOT},
+	{"verity-salt", required_argument, NULL, O_VSALT},
+	{"verity-data-blocks", required_argument, NULL, O_VBLOCKS},
+	{"verity-hash-offset", required_argument, NULL, O_VHASH},
 	{"deferred", no_argument, NULL, O_DEFER},
 	{"max-pbkdf2-iterations", required_argument, NULL, O_PBKDF2},
 	{"max-argon2-time", required_argument, NULL, O_A2TIME},
@@ -93,6 +107,24 @@ static const struct option lo[] = {
 	{"json", no_argument, NULL, O_JSON},      {"help", no_argument, NULL, 'h'},
 	{"verbose", no_argument, NULL, 'v'},      {NULL, 0, NULL, 0},
 };
+
+static void verity_arg(int c, const char *opt, const char *v, struct opts *o)
+{
+	const char *why = "not a whole number";
+	char msg[256];
+	int r;
+	if (c == O_VROOT)
+		r = verity_parse_root(v, &o->verity, &why);
+	else if (c == O_VSALT)
+		r = verity_parse_salt(v, &o->verity, &why);
+	else
+		r = verity_parse_u64(v, c == O_VBLOCKS ? &o->verity.data_blocks : &o->verity.hash_offset);
+	if (r != 0) {
+		snprintf(msg, sizeof msg, "--%s: %s", opt, why);
+		usage_error(msg);
+	}
+	o->verity_given |= 1u << (c - O_VROOT);
+}
 
 static void parse(int argc, char **argv, const char *cmd, struct opts *o)
 {
@@ -152,6 +184,13 @@ static void parse(int argc, char **argv, const char *cmd, struct opts *o)
 			ok = is_open || is_table || is_test;
 			o->limits.max_total_ms = 1000 * (long long)limit_arg("--max-unlock-time", optarg, 86400);
 			break;
+		case O_VROOT:
+		case O_VSALT:
+		case O_VBLOCKS:
+		case O_VHASH:
+			ok = is_open || is_table || is_dump;
+			verity_arg(c, lo[c - O_VROOT].name, optarg, o);
+			break;
 		default:
 			cli_bad_option(argv, "+vh", lo);
 		}
@@ -162,6 +201,11 @@ static void parse(int argc, char **argv, const char *cmd, struct opts *o)
 		}
 	}
 	limits_complete(&o->limits);
+	if (o->verity_given && o->verity_given != 15)
+		usage_error("--verity-root-hash, --verity-salt, --verity-data-blocks and --verity-hash-offset go "
+			    "together");
+	if (o->verity_given && o->json)
+		usage_error("dump --json shows the LUKS header only (the verity layer is in the text dump)");
 	for (; optind < argc; optind++) {
 		if (o->nargs == 2)
 			cli_usage("unexpected argument %s", argv[optind]);
@@ -279,6 +323,35 @@ static void unlock(const struct volume *vol, const struct opts *o, bool for_segm
 	log_info("key slot %d unlocked", *slot);
 }
 
+/* dump's verity section: the pinned geometry, and whether the image agrees with it */
+static void dump_verity(const struct opts *o, const struct luks_volume *v)
+{
+	struct verity_geom g;
+	struct err e;
+	uint64_t size, data_offset;
+	bool blk, reg;
+	char root[2 * VERITY_DIGEST + 1], salt[2 * VERITY_SALT_MAX + 1];
+	int fd = open(o->args[0], O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fd_size(fd, &size, &blk, &reg) != 0)
+		die(EXIT_DEVICE, "%s: %s", o->args[0], strerror(errno));
+	close(fd);
+	if (verity_geometry(o->verity.data_blocks, &g, &e) != 0)
+		die(e.code, "%s", e.msg);
+	hex_encode(o->verity.root, VERITY_DIGEST, root);
+	hex_encode(o->verity.salt, o->verity.salt_len, salt);
+	printf("\nVerity (pinned by the options, under dm-crypt):\n");
+	printf("\tformat:     \t1, sha256, 4096-byte data and hash blocks, no superblock\n");
+	printf("\tdata blocks:\t%" PRIu64 " (%" PRIu64 " bytes)\n", g.data_blocks, g.data_blocks * VERITY_BLOCK);
+	printf("\thash offset:\t%" PRIu64 " [bytes]\n", o->verity.hash_offset);
+	printf("\thash blocks:\t%" PRIu64 " in %d levels\n", g.hash_blocks, g.levels);
+	printf("\troot hash:  \t%s\n\tsalt:       \t%s\n", root, salt);
+	if (verity_check_layout(v, &o->verity, size, &data_offset, &e) != 0)
+		printf("\tlayout:     \tREFUSED: %s\n", e.msg);
+	else
+		printf("\tlayout:     \tdata area at %" PRIu64 " = the LUKS data segment; the tree ends at %" PRIu64
+		       " of %" PRIu64 " bytes\n", data_offset, o->verity.hash_offset + g.hash_blocks * VERITY_BLOCK, size);
+}
+
 static int cmd_dump(struct opts *o)
 {
 	if (o->nargs > 1)
@@ -290,8 +363,11 @@ static int cmd_dump(struct opts *o)
 	if (o->json) {
 		if (luks_dump_json(&vol.v, stdout) != 0)
 			die(EXIT_INTERNAL, "dump: writing the JSON failed");
-	} else
+	} else {
 		luks_dump_text(&vol.v, o->header ? o->header : o->args[0], stdout);
+		if (o->verity_given)
+			dump_verity(o, &vol.v);
+	}
 	luks_volume_free(&vol.v);
 	close(vol.fd);
 	return fflush(stdout) == 0 ? EXIT_OK : EXIT_INTERNAL;
@@ -389,11 +465,33 @@ static int cmd_table(struct opts *o)
 	if (luks_check_activation(&vol.v, header_detached(o, &vol, d.fd), &e) != 0)
 		die(e.code, "%s", e.msg);
 	check_uuid(&vol.v);
+	/* VERITY: the verity line first (over DEVICE from the data segment's offset on: open puts a
+	 * loop device there), then the crypt line over NAME-verity */
+	const char *name = o->nargs > 1 ? o->args[1] : "NAME";
+	char vpath[PATH_MAX];
+	struct luks_volume view = vol.v;
+	uint64_t data_offset, crypt_bytes = d.size;
+	const char *crypt_dev = d.path;
+	if (o->verity_given) {
+		struct table_line vtl;
+		if (verity_check_layout(&vol.v, &o->verity, d.size, &data_offset, &e) != 0 ||
+		    verity_build_table(&o->verity, data_offset, d.path, &vtl, &e) != 0)
+			die(e.code, "%s: %s", d.path, e.msg);
+		char *vline = table_line_format(&vtl);
+		if (!vline || puts(vline) < 0)
+			die(EXIT_INTERNAL, "table: out of memory");
+		free(vline);
+		table_line_free(&vtl);
+		snprintf(vpath, sizeof vpath, "/dev/mapper/%s" VERITY_NAME_SUFFIX, name);
+		verity_crypt_view(&vol.v, &o->verity, &view);
+		crypt_dev = vpath;
+		crypt_bytes = o->verity.data_blocks * VERITY_BLOCK;
+	}
 	unlock(&vol, o, true, &vk, &slot, NULL);
 	char desc[128];
 	bool kr = use_keyring(o, &vol.v) && luks_keyring_desc(&vol.v, desc, sizeof desc) == 0;
-	struct table_params p = {d.path, d.size, false, kr ? desc : NULL, o->showkeys};
-	if (luks_build_table(&vol.v, vk.data, vk.len, &p, &tl, &e) != 0)
+	struct table_params p = {crypt_dev, crypt_bytes, false, kr ? desc : NULL, o->showkeys};
+	if (luks_build_table(&view, vk.data, vk.len, &p, &tl, &e) != 0)
 		die(e.code, "%s", e.msg);
 	secbuf_free(&vk);
 	char *line = table_line_format(&tl);
@@ -411,6 +509,39 @@ static int cmd_table(struct opts *o)
 	return r;
 }
 
+/* dm-verity checks lazily: the first data block is read now, through the verity device, so that
+ * a tree that does not hash to the pinned root (another image, an older one, a changed tree) is
+ * refused at open, not at the first read of the filesystem. */
+static int verity_probe(const char *name, const char *vname, dev_t vdev, struct err *e)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "/dev/mapper/%s", vname);
+	int fd = open(path, O_RDONLY | O_DIRECT | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) != 0 || !S_ISBLK(st.st_mode) || st.st_rdev != vdev) {
+		if (fd >= 0)
+			close(fd);
+		return err_set(e, EXIT_DEVICE, "%s: cannot open the device made (%s)", path,
+			       fd < 0 ? strerror(errno) : "not the device-mapper device just created");
+	}
+	void *block = NULL;
+	if (posix_memalign(&block, VERITY_BLOCK, VERITY_BLOCK) != 0) {
+		close(fd);
+		return err_set(e, EXIT_INTERNAL, "out of memory");
+	}
+	ssize_t n = pread(fd, block, VERITY_BLOCK, 0);
+	int saved = errno;
+	free(block);
+	close(fd);
+	if (n == (ssize_t)VERITY_BLOCK)
+		return 0;
+	if (n < 0 && saved == EIO)
+		return err_set(e, EXIT_CRYPTO, "%s: dm-verity refused the image: its hash tree does not match the "
+			       "pinned root hash (the blob was replaced, by an older image perhaps, or altered; "
+			       "or the configured root_hash/salt are not this image's)", name);
+	return err_set(e, EXIT_DEVICE, "%s: reading the first block: %s", path, n < 0 ? strerror(saved) : "short read");
+}
+
 static int cmd_open(struct opts *o)
 {
 	if (o->nargs != 2)
@@ -423,12 +554,20 @@ static int cmd_open(struct opts *o)
 	struct err e;
 	int slot, loop_fd = -1;
 	int32_t key_id = -1;
-	bool dm_tried = false;
+	bool dm_tried = false, verity = o->verity_given != 0, verity_made = false;
 	char dev_path[PATH_MAX], uuid[LUKS_DM_UUID_MAX + 1], desc[128];
+	char vname[160], vuuid[LUKS_DM_UUID_MAX + 1];
+	uint64_t data_offset = 0;
+	struct table_line vtl = {0};
+	struct luks_volume view;
+	dev_t vdev = 0;
 
 	check_name(name);
+	if (verity && strlen(name) > 127 - strlen(VERITY_NAME_SUFFIX))
+		die(EXIT_USAGE, "NAME \"%s\": at most 120 characters with dm-verity (NAME-verity is a device too)", name);
 	read_key(o->key_file, &key);
-	open_volume(o, o->readonly, &d, &vol);
+	/* dm-verity is read-only: so is the volume on it */
+	open_volume(o, o->readonly || verity, &d, &vol);
 	if (luks_check_activation(&vol.v, header_detached(o, &vol, d.fd), &e) != 0)
 		die(e.code, "%s", e.msg);
 	check_uuid(&vol.v);
@@ -441,6 +580,18 @@ static int cmd_open(struct opts *o)
 		die(e.code, "%s", e.msg);
 	if (dm_exists(name))
 		die(EXIT_DEVICE, "device-mapper: %s already exists", name);
+	view = vol.v;
+	if (verity) {
+		/* the pinned layout, checked against the header and the device before the key is used */
+		if (verity_check_layout(&vol.v, &o->verity, d.size, &data_offset, &e) != 0)
+			die(e.code, "%s: %s", name, e.msg);
+		snprintf(vname, sizeof vname, "%s" VERITY_NAME_SUFFIX, name);
+		if (verity_dm_uuid(&vol.v, name, vuuid, sizeof vuuid) != 0)
+			die(EXIT_INTERNAL, "NAME \"%s\": building the device-mapper UUID failed", name);
+		if (dm_exists(vname))
+			die(EXIT_DEVICE, "device-mapper: %s already exists", vname);
+		verity_crypt_view(&vol.v, &o->verity, &view);
+	}
 	unlock(&vol, o, true, &vk, &slot, NULL);
 	/* Nothing exists yet: from here on every step is undone on failure.  Signals are held back
 	 * until the end (and a closed stderr is no SIGPIPE), so that exit status 0 means "the device
@@ -450,9 +601,11 @@ static int cmd_open(struct opts *o)
 	sigfillset(&all);
 	sigprocmask(SIG_BLOCK, &all, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	if (d.is_reg) {
+	if (d.is_reg || verity) {
+		/* with dm-verity a loop device always: it starts at the data area (dm-verity has no
+		 * data offset), for a block device too */
 		char loop_path[64];
-		if (loop_attach_fd(d.fd, d.path, d.ro, loop_path, sizeof loop_path, &loop_fd, &e) != 0)
+		if (loop_attach_fd(d.fd, d.path, data_offset, d.ro, loop_path, sizeof loop_path, &loop_fd, &e) != 0)
 			goto fail;
 		log_info("%s: attached to %s%s", d.path, loop_path, d.ro ? " (read-only)" : "");
 		bool blk, reg;
@@ -469,10 +622,6 @@ static int cmd_open(struct opts *o)
 		log_info("kernel keyring: %s; loading the key as hex", strerror(errno));
 		kr = false;
 	}
-	struct table_params p = {dev_path, d.size, o->allow_discards, kr ? desc : NULL, true};
-	if (luks_build_table(&vol.v, vk.data, vk.len, &p, &tl, &e) != 0)
-		goto fail;
-	secbuf_free(&vk);
 	static const int stops[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM};
 	sigset_t pending;
 	bool stopping = false;
@@ -483,13 +632,30 @@ static int cmd_open(struct opts *o)
 		err_set(&e, EXIT_DEVICE, "open: stopped by a signal before the device was created (nothing was left)");
 		goto fail;
 	}
+	uint64_t crypt_bytes = d.size;
+	if (verity) {
+		/* dm-verity over the loop device (data and tree), its root checked now, dm-crypt on it */
+		if (verity_build_table(&o->verity, data_offset, dev_path, &vtl, &e) != 0)
+			goto fail;
+		verity_made = true;
+		if (dm_create_crypt(vname, vuuid, true, &vtl, &vdev, &e) != 0 || verity_probe(name, vname, vdev, &e) != 0)
+			goto fail;
+		snprintf(dev_path, sizeof dev_path, "%u:%u", major(vdev), minor(vdev));
+		crypt_bytes = o->verity.data_blocks * VERITY_BLOCK;
+		log_info("opened /dev/mapper/%s (%s): the root hash verifies", vname, vuuid);
+	}
+	struct table_params p = {dev_path, crypt_bytes, o->allow_discards, kr ? desc : NULL, true};
+	if (luks_build_table(&view, vk.data, vk.len, &p, &tl, &e) != 0)
+		goto fail;
+	secbuf_free(&vk);
 	dm_tried = true;
-	if (dm_create_crypt(name, uuid, d.ro, &tl, &e) != 0)
+	if (dm_create_crypt(name, uuid, d.ro, &tl, NULL, &e) != 0)
 		goto fail;
 	/* dm-crypt holds its own copy of the key now; the keyring entry and our loop fd can go
 	 * (autoclear detaches the loop device when the dm device is removed) */
 	keyring_unlink_thread(key_id);
 	table_line_free(&tl);
+	table_line_free(&vtl);
 	if (loop_fd >= 0)
 		close(loop_fd);
 	luks_volume_free(&vol.v);
@@ -500,9 +666,12 @@ static int cmd_open(struct opts *o)
 	return EXIT_OK;
 fail:
 	table_line_free(&tl);
+	table_line_free(&vtl);
 	secbuf_free(&vk);
 	if (dm_tried)
 		(void)dm_rollback(name, uuid);
+	if (verity_made)
+		(void)dm_remove_ours(vname, vuuid);
 	keyring_unlink_thread(key_id);
 	if (loop_fd >= 0)
 		close(loop_fd); /* autoclear: the loop device goes with its last user */
@@ -518,7 +687,8 @@ static int cmd_close(struct opts *o)
 		usage_error("close needs NAME");
 	check_name(o->args[0]);
 	bool still_open;
-	if (dm_available(&e) != 0 || dm_close_crypt(o->args[0], o->deferred, &still_open, &e) != 0)
+	if (dm_available(&e) != 0 || dm_close_crypt(o->args[0], o->deferred, &still_open, &e) != 0 ||
+	    dm_close_verity(o->args[0], o->deferred, &e) != 0)
 		die(e.code, "%s", e.msg);
 	if (still_open)
 		log_warn("%s is in use: it is removed, with its key, when its last user closes it", o->args[0]);

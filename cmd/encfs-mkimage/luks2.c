@@ -1,8 +1,9 @@
 /* The LUKS2 header, written as cryptsetup 2.6 luksFormat writes it and as encfs-dmsetup's reader
  * (cmd/encfs-dmsetup/luks2.c) checks it: two copies of 16 KiB (binary header + JSON area, SHA-256
  * checksum over both), one keyslot holding the volume key AF-split into 4000 stripes and encrypted
- * with aes-xts-plain64 under the KDF's output, one pbkdf2 digest of the volume key, and one dynamic
- * crypt segment at 16 MiB with 4096-byte sectors.  The keyslots area after keyslot 0 stays a hole
+ * with aes-xts-plain64 under the KDF's output, one pbkdf2 digest of the volume key, and one crypt
+ * segment at 16 MiB with 4096-byte sectors: dynamic (to the end of the device), or of a fixed size
+ * when a dm-verity hash tree follows it (--verity).  The keyslots area after keyslot 0 stays a hole
  * (cryptsetup fills it with random bytes; nothing reads it). */
 #include "mkimage.h"
 
@@ -49,9 +50,12 @@ static void uuid_v4(char out[37])
 }
 
 /* The JSON metadata, in the member order cryptsetup writes. */
-static char *json(const struct luks2_kdf *kdf, const unsigned char *ks_salt, const unsigned char *dg_salt,
-		  const unsigned char *digest)
+static char *json(const struct luks2_kdf *kdf, uint64_t segment_bytes, const unsigned char *ks_salt,
+		  const unsigned char *dg_salt, const unsigned char *digest)
 {
+	char size[24] = "dynamic";
+	if (segment_bytes)
+		snprintf(size, sizeof size, "%" PRIu64, segment_bytes);
 	struct strbuf sb = {0};
 	char *ks = b64_encode(ks_salt, SALT_BYTES, B64_STD, 1), *ds = b64_encode(dg_salt, SALT_BYTES, B64_STD, 1),
 	     *dg = b64_encode(digest, 32, B64_STD, 1);
@@ -71,12 +75,12 @@ static char *json(const struct luks2_kdf *kdf, const unsigned char *ks_salt, con
 			  ",\"salt\":\"%s\"}}},", kdf->time, kdf->memory_kib, kdf->lanes, ks);
 	sb_printf(&sb,
 		  "\"tokens\":{},"
-		  "\"segments\":{\"0\":{\"type\":\"crypt\",\"offset\":\"%" PRIu64 "\",\"size\":\"dynamic\",\"iv_tweak\":\"0\","
+		  "\"segments\":{\"0\":{\"type\":\"crypt\",\"offset\":\"%" PRIu64 "\",\"size\":\"%s\",\"iv_tweak\":\"0\","
 		  "\"encryption\":\"" CIPHER "\",\"sector_size\":%u}},"
 		  "\"digests\":{\"0\":{\"type\":\"pbkdf2\",\"keyslots\":[\"0\"],\"segments\":[\"0\"],\"hash\":\"sha256\","
 		  "\"iterations\":%u,\"salt\":\"%s\",\"digest\":\"%s\"}},"
 		  "\"config\":{\"json_size\":\"%u\",\"keyslots_size\":\"%" PRIu64 "\"}}",
-		  LUKS2_DATA_OFFSET, FS_BLOCK, DIGEST_ITERATIONS, ds, dg, JSON_AREA, KEYSLOTS_SIZE);
+		  LUKS2_DATA_OFFSET, size, FS_BLOCK, DIGEST_ITERATIONS, ds, dg, JSON_AREA, KEYSLOTS_SIZE);
 out:
 	free(ks);
 	free(ds);
@@ -107,7 +111,7 @@ static int copy(unsigned char *meta, bool secondary, const char *uuid, const cha
 }
 
 int luks2_build(struct luks2_header *h, const unsigned char *vk, const unsigned char *pass, size_t pass_len,
-		const struct luks2_kdf *kdf, struct err *e)
+		const struct luks2_kdf *kdf, uint64_t segment_bytes, struct err *e)
 {
 	unsigned char ks_salt[SALT_BYTES], dg_salt[SALT_BYTES], digest[32];
 	struct secbuf kek = {0};
@@ -135,7 +139,7 @@ int luks2_build(struct luks2_header *h, const unsigned char *vk, const unsigned 
 	    luks_crypt_sectors(CIPHER, kek.data, LUKS2_KEY_BYTES, h->area.data, LUKS2_AF_BYTES, 512, 0, true, e) != 0 ||
 	    luks_pbkdf2("sha256", vk, LUKS2_KEY_BYTES, dg_salt, SALT_BYTES, DIGEST_ITERATIONS, digest, sizeof digest, e) != 0)
 		goto wrap;
-	js = json(kdf, ks_salt, dg_salt, digest);
+	js = json(kdf, segment_bytes, ks_salt, dg_salt, digest);
 	if (!js) {
 		err_set(e, EXIT_INTERNAL, "LUKS2 header: out of memory");
 		goto out;

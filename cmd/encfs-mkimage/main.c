@@ -10,6 +10,7 @@
 #include "encode.h"
 #include "log.h"
 #include "secmem.h"
+#include "verity.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -34,7 +35,7 @@
 
 static const char USAGE[] =
 	"usage: encfs-mkimage [-v] [--size SIZE | --free SIZE] [--key-file FILE|-]\n"
-	"                     [--pbkdf pbkdf2|argon2id] [-o IMAGE] DIR\n"
+	"                     [--pbkdf pbkdf2|argon2id] [--verity] [-o IMAGE] DIR\n"
 	"       encfs-mkimage -h | --help\n"
 	"options:\n"
 	"  --free SIZE        free space beyond DIR's content (default: a tenth of it, plus 16M)\n"
@@ -45,13 +46,16 @@ static const char USAGE[] =
 	"  --pbkdf KDF        the keyslot's key derivation: pbkdf2 (default: 1000 iterations) or\n"
 	"                     argon2id (4 passes over 256 MiB, 4 lanes)\n"
 	"  --size SIZE        the image size, header included, a multiple of 4096 (K, M, G, T:\n"
-	"                     binary multiples); refused when DIR does not fit\n"
-	"  -v, --verbose      more verbose (repeatable)\n";
+	"                     binary multiples); refused when DIR does not fit (the data\n"
+	"                     area and header: a --verity hash tree comes on top)\n"
+	"  -v, --verbose      more verbose (repeatable)\n"
+	"  --verity           append a dm-verity hash tree over the encrypted data area and\n"
+	"                     print its root hash, salt and the configuration that pins it\n";
 
 struct opts {
 	const char *dir, *image, *key_file;
 	uint64_t size, free_bytes;
-	bool has_size, has_free;
+	bool has_size, has_free, verity;
 	struct luks2_kdf kdf;
 };
 
@@ -98,11 +102,12 @@ static int parse_size(const char *s, uint64_t *out)
 
 static void parse(int argc, char **argv, struct opts *o)
 {
-	enum { O_SIZE = 256, O_FREE, O_KEY, O_PBKDF };
+	enum { O_SIZE = 256, O_FREE, O_KEY, O_PBKDF, O_VERITY };
 	static const struct option lo[] = {
 		{"size", required_argument, NULL, O_SIZE}, {"free", required_argument, NULL, O_FREE},
 		{"key-file", required_argument, NULL, O_KEY}, {"pbkdf", required_argument, NULL, O_PBKDF},
-		{"help", no_argument, NULL, 'h'},          {"verbose", no_argument, NULL, 'v'},
+		{"verity", no_argument, NULL, O_VERITY},   {"help", no_argument, NULL, 'h'},
+		{"verbose", no_argument, NULL, 'v'},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
@@ -131,6 +136,9 @@ static void parse(int argc, char **argv, struct opts *o)
 			break;
 		case O_KEY:
 			o->key_file = optarg;
+			break;
+		case O_VERITY:
+			o->verity = true;
 			break;
 		case O_PBKDF:
 			/* pbkdf2: cryptsetup's smallest iteration count, for a random key from an HSM.
@@ -188,7 +196,7 @@ static int open_image(const char *image, bool *unnamed)
 	snprintf(dirbuf, sizeof dirbuf, "%s", image);
 	snprintf(basebuf, sizeof basebuf, "%s", image);
 	const char *dir = dirname(dirbuf), *base = basename(basebuf);
-	int fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
+	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0644);
 	if (fd >= 0) {
 		*unnamed = true;
 		return fd;
@@ -277,9 +285,17 @@ static void write_new_key(const char *path, const struct secbuf *key)
 /* The filesystem for DIR, made into fd: its size follows --size, or the tree and --free (grown
  * when mke2fs finds the estimate short). */
 /* IMAGE at its size (holes): a filesystem that cannot hold it fails here, before any work. */
-static void size_image(int out, const char *image, const struct fs_plan *plan)
+static void size_image(int out, const char *image, const struct fs_plan *plan, bool verity)
 {
-	if (ftruncate(out, (off_t)(LUKS2_DATA_OFFSET + plan->blocks * FS_BLOCK)) != 0)
+	uint64_t size = LUKS2_DATA_OFFSET + plan->blocks * FS_BLOCK;
+	struct verity_geom g;
+	struct err e;
+	if (verity) {
+		if (verity_geometry(plan->blocks, &g, &e) != 0)
+			die_err(&e);
+		size += g.hash_blocks * VERITY_BLOCK;
+	}
+	if (ftruncate(out, (off_t)size) != 0)
 		die(EXIT_DEVICE, "%s: %s%s", image, strerror(errno),
 		    errno == EFBIG ? " (its filesystem cannot hold a file this large)" : "");
 }
@@ -301,7 +317,7 @@ static void make_fs(const struct opts *o, const struct tree *t, int fd, int out,
 	for (int attempt = 0;; attempt++) {
 		log_info("filesystem: %" PRIu64 " blocks of 4096 bytes, %" PRIu64 " inodes, a journal of %" PRIu64 " blocks",
 			 plan->blocks, plan->inodes, plan->journal_blocks);
-		size_image(out, o->image, plan);
+		size_image(out, o->image, plan, o->verity);
 		if (ftruncate(fd, 0) != 0)
 			die(EXIT_DEVICE, "the temporary file: %s", strerror(errno));
 		int r = mkfs_run(o->dir, t, plan, fd, &e);
@@ -394,7 +410,8 @@ int main(int argc, char **argv)
 	uint64_t fs_bytes = plan.blocks * FS_BLOCK, image_size = LUKS2_DATA_OFFSET + fs_bytes;
 
 	struct luks2_header h;
-	if (luks2_build(&h, vk.data, pass.data, pass.len, &o.kdf, &e) != 0 || luks2_write(out, &h, &e) != 0)
+	if (luks2_build(&h, vk.data, pass.data, pass.len, &o.kdf, o.verity ? fs_bytes : 0, &e) != 0 ||
+	    luks2_write(out, &h, &e) != 0)
 		die_err(&e);
 	luks2_header_free(&h);
 	uint64_t written;
@@ -405,6 +422,20 @@ int main(int argc, char **argv)
 	if (fsync(out) != 0)
 		die(EXIT_DEVICE, "%s: %s", o.image, strerror(errno));
 	log_info("encrypted %" PRIu64 " bytes of %" PRIu64, written, fs_bytes);
+	/* the hash tree over the ciphertext, right after the data area */
+	struct verity_params vp = {.data_blocks = plan.blocks, .hash_offset = image_size, .salt_len = VERITY_SALT_BYTES};
+	if (o.verity) {
+		struct verity_geom g;
+		if (verity_geometry(plan.blocks, &g, &e) != 0)
+			die_err(&e);
+		randombytes_buf(vp.salt, vp.salt_len);
+		if (verity_build(out, LUKS2_DATA_OFFSET, &vp, &e) != 0)
+			die_err(&e);
+		image_size += g.hash_blocks * VERITY_BLOCK;
+		if (fsync(out) != 0)
+			die(EXIT_DEVICE, "%s: %s", o.image, strerror(errno));
+		log_info("verity: %d levels, %" PRIu64 " hash blocks at %" PRIu64, g.levels, g.hash_blocks, vp.hash_offset);
+	}
 
 	char kcv[KEY_CHECK_VALUE_LEN];
 	key_check_value(pass.data, pass.len, kcv);
@@ -424,5 +455,14 @@ int main(int argc, char **argv)
 
 	printf("image %s\nsize %" PRIu64 "\nallocated %" PRIu64 "\nkey-file %s\nkey-check-value %s\n", o.image,
 	       image_size, (uint64_t)st.st_blocks * 512, o.key_file ? o.key_file : key_path, kcv);
+	if (o.verity) {
+		char root[2 * VERITY_DIGEST + 1], salt[2 * VERITY_SALT_BYTES + 1];
+		hex_encode(vp.root, VERITY_DIGEST, root);
+		hex_encode(vp.salt, vp.salt_len, salt);
+		printf("verity-root-hash %s\nverity-salt %s\nverity-data-blocks %" PRIu64 "\nverity-hash-offset %" PRIu64
+		       "\nverity-config \"verity\": {\"root_hash\": \"%s\", \"salt\": \"%s\", \"data_blocks\": %" PRIu64
+		       ", \"hash_offset\": %" PRIu64 "}\n",
+		       root, salt, vp.data_blocks, vp.hash_offset, root, salt, vp.data_blocks, vp.hash_offset);
+	}
 	return fflush(stdout) == 0 ? EXIT_OK : EXIT_INTERNAL;
 }

@@ -4,7 +4,8 @@
  *   tree.c     what DIR holds, and the filesystem size that fits it (the plan)
  *   mkfs.c     mke2fs -d into a private, already unlinked temporary file
  *   luks2.c    the LUKS2 header: both binary copies, the JSON, keyslot 0, the digest
- *   encrypt.c  the written extents of the plaintext, encrypted into IMAGE; holes stay holes */
+ *   encrypt.c  the written extents of the plaintext, encrypted into IMAGE; holes stay holes
+ *   verity.c   --verity: the dm-verity hash tree over the encrypted data area, after it */
 #ifndef ENCFS_MKIMAGE_H
 #define ENCFS_MKIMAGE_H
 
@@ -75,9 +76,10 @@ struct luks2_header {
 	struct secbuf area;   /* LUKS2_AF_BYTES: the keyslot area, encrypted (built in guarded memory) */
 	char uuid[37];
 };
-/* Builds the header for volume key vk (LUKS2_KEY_BYTES) with keyslot 0 opened by pass. */
+/* Builds the header for volume key vk (LUKS2_KEY_BYTES) with keyslot 0 opened by pass; the data
+ * segment is segment_bytes long, or dynamic (to the end of the device) when 0. */
 int luks2_build(struct luks2_header *h, const unsigned char *vk, const unsigned char *pass, size_t pass_len,
-		const struct luks2_kdf *kdf, struct err *e);
+		const struct luks2_kdf *kdf, uint64_t segment_bytes, struct err *e);
 /* Writes both copies at 0 and the keyslot area at LUKS2_KEYSLOT_OFFSET of fd. */
 int luks2_write(int fd, const struct luks2_header *h, struct err *e);
 void luks2_header_free(struct luks2_header *h);
@@ -89,5 +91,12 @@ void luks2_header_free(struct luks2_header *h);
  * offset.  *written: bytes encrypted. */
 int encrypt_extents(int plain_fd, uint64_t size, int out_fd, const unsigned char *vk, uint64_t *written,
 		    struct err *e);
+
+/* --- verity.c ------------------------------------------------------------------------------ */
+
+struct verity_params;
+/* Writes the hash tree over p->data_blocks blocks at data_offset of fd to p->hash_offset, with
+ * p->salt; fills p->root. */
+int verity_build(int fd, uint64_t data_offset, struct verity_params *p, struct err *e);
 
 #endif

@@ -58,7 +58,7 @@ static void test_header(void)
 	randombytes_buf(vk, sizeof vk);
 	randombytes_buf(pass, sizeof pass);
 	struct luks2_kdf kdf = {.type = KDF_PBKDF2, .iterations = 1000};
-	ok(luks2_build(&h, vk, pass, sizeof pass, &kdf, &e) == 0, "the header builds");
+	ok(luks2_build(&h, vk, pass, sizeof pass, &kdf, 0, &e) == 0, "the header builds");
 	for (int c = 0; c < 2; c++) {
 		unsigned char *m = h.meta + c * LUKS2_METADATA, copy[LUKS2_METADATA];
 		const char *which = c ? "secondary" : "primary";
@@ -108,7 +108,7 @@ static void test_header(void)
 	luks2_header_free(&h);
 
 	struct luks2_kdf argon = {.type = KDF_ARGON2ID, .time = 4, .memory_kib = 32768, .lanes = 4};
-	ok(luks2_build(&h, vk, pass, sizeof pass, &argon, &e) == 0 &&
+	ok(luks2_build(&h, vk, pass, sizeof pass, &argon, 0, &e) == 0 &&
 	   strstr((char *)h.meta + 4096, "\"kdf\":{\"type\":\"argon2id\",\"time\":4,\"memory\":32768,\"cpus\":4,"),
 	   "an argon2id keyslot");
 	luks2_header_free(&h);
