@@ -81,16 +81,11 @@ mkdir "$T/cfg"
 e2e_args "$T/cfg/pinned" "$(fs new.img)"
 e2e_args "$T/cfg/rollback" "$(fs old.img)"
 e2e_args "$T/cfg/flipped" "$(fs flipped.img)"
-cfgs="pinned rollback flipped"
-# the blob mounted instead of downloaded, where encfs-fetch has the mount mode (issue 12)
-if encfs-fetch --help 2>/dev/null | grep -q -e '--mount'; then
-	e2e_args "$T/cfg/mounted" "$(fs new.img false)"
-	e2e_args "$T/cfg/mounted-rollback" "$(fs old.img false)"
-	e2e_args "$T/cfg/mounted-flipped" "$(fs flipped.img false)"
-	cfgs="$cfgs mounted mounted-rollback mounted-flipped"
-else
-	diag "encfs-fetch has no --mount yet: the images are downloaded whole only"
-fi
+# ... and the same with the blob mounted (encfs-fetch --mount, the default)
+e2e_args "$T/cfg/mounted" "$(fs new.img false)"
+e2e_args "$T/cfg/mounted-rollback" "$(fs old.img false)"
+e2e_args "$T/cfg/mounted-flipped" "$(fs flipped.img false)"
+cfgs="pinned rollback flipped mounted mounted-rollback mounted-flipped"
 for c in $cfgs; do
 	encfs-config --allow-raw-key -f "$T/cfg/$c.json" check || bail "configuration $c is not valid"
 	rm -f "$T/cfg/$c.json"
