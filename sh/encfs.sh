@@ -487,13 +487,16 @@ fetch_image() {
 	fetch_options "$@"
 }
 # mount_blob: the blob as the file $blob/data, read lazily (and written back when read_write); the
-# server's pid goes to $blob.pid, and its log lines, once it serves, to $blob.log (relayed to
-# stderr by mount_one)
+# server's pid goes to $blob.pid (its start time to $blob.start), and its log lines, once it
+# serves, to $blob.log (relayed to stderr by mount_one)
 mount_blob() {
 	set -- --mount "$blob"
 	[ "$read_write" = true ] && set -- "$@" --read-write
 	fetch_options "$@" >"$blob.pid" || return
 	mv "$work/stage-1.err" "$blob.log"
+	# which process the PID is (undo_blob waits for no other): here, in the step, so that a stop
+	# signal finds it recorded once the PID is
+	proc_field "$(cat "$blob.pid")" 22 >"$blob.start"
 }
 fetch_options() { # fetch_options OPTION...: encfs-fetch with them and the shared ones, a stage
 	[ -n "$allow_http" ] && set -- "$@" "$allow_http"
@@ -608,7 +611,6 @@ mount_one() { # mount_one INDEX
 		case $_spid in
 		"" | *[!0-9]*) fail 1 "filesystem $fs: fetch: encfs-fetch --mount did not print its server's process ID" ;;
 		esac
-		proc_field "$_spid" 22 >"$blob.start"
 		tail -n +1 -s 0.2 -f --pid="$_spid" "$blob.log" >&2 &
 		echo $! >"$blob.relay"
 	fi
