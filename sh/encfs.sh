@@ -160,14 +160,18 @@ undo_close() {
 	! dm_exists "$1" || held="$held${held:+; }/dev/mapper/$1 (removed when its last user closes it)"
 }
 # undo_blob DIR I: stops the blob mount at DIR (encfs-fetch --mount): unmounts it, then waits
-# for its server (pid in DIR.pid) to write back, release its lease and exit, and for the relay of
-# its log lines.  While /dev/mapper/remote-crypt-I still exists (held by the application: closed
-# with deferred removal), the blob is still read through it: the mount is detached lazily and the
-# server goes on until the device goes.
+# for its server (pid in DIR.pid, its start time in DIR.start) to write back, release its lease
+# and exit, and for the relay of its log lines.  While /dev/mapper/remote-crypt-I still exists
+# (held by the application: closed with deferred removal), the blob is still read through it: the
+# mount is detached lazily and the server goes on until the device goes.  The server is never
+# signalled: its PID is known only once it serves, and a mount gone by then means it is ending by
+# itself (or has ended, and the number may be another process's now: waited for only while the
+# process of that number is an encfs-fetch that started at DIR.start).
 undo_blob() {
 	_spid=$(cat "$1.pid" 2>/dev/null)
+	_sstart=$(cat "$1.start" 2>/dev/null)
 	_rpid=$(cat "$1.relay" 2>/dev/null)
-	if is_mounted "$1"; then
+	if blob_mounted "$1"; then
 		if dm_exists "remote-crypt-$2"; then
 			umount -l "$1" || return 1
 			held="$held${held:+; }the blob of filesystem $2 (served until the device goes)"
@@ -176,7 +180,7 @@ undo_blob() {
 		# the loop device may let go of DIR/data a moment after the dm device went (autoclear)
 		_n=0
 		while ! umount "$1" 2>/dev/null; do
-			is_mounted "$1" || break
+			blob_mounted "$1" || break
 			if [ $_n -ge 50 ]; then
 				umount -l "$1" || return 1
 				break
@@ -184,16 +188,36 @@ undo_blob() {
 			sleep 0.1
 			_n=$((_n + 1))
 		done
-	elif [ -n "$_spid" ]; then
-		# not mounted (a stop during the mount): the server stops on SIGTERM
-		kill "$_spid" 2>/dev/null
 	fi
 	# write-back and the lease: the server's own deadline bounds them
-	while [ -n "$_spid" ] && kill -0 "$_spid" 2>/dev/null; do
+	while [ -n "$_sstart" ] && [ "$(proc_field "$_spid" 22)" = "$_sstart" ] &&
+		[ "$(cat "/proc/$_spid/comm" 2>/dev/null)" = encfs-fetch ]; do
 		sleep 0.1
 	done
+	# the relay ends within 0.2 s of the server (tail --pid); one still running after 2 s waits
+	# for a process that took the server's number: ended (it is our child, checked by its parent)
+	_n=0
+	while [ -n "$_rpid" ] && [ "$(proc_field "$_rpid" 4)" = $$ ] && [ $_n -lt 20 ]; do
+		sleep 0.1
+		_n=$((_n + 1))
+	done
+	[ -z "$_rpid" ] || [ "$(proc_field "$_rpid" 4)" != $$ ] || kill "$_rpid" 2>/dev/null
 	[ -z "$_rpid" ] || wait "$_rpid" 2>/dev/null
 	rmdir "$1"
+}
+# blob_mounted DIR: DIR is a mount point: by its device, or by /proc/self/mountinfo for a FUSE
+# mount whose server died (stat fails on it: ENOTCONN); the escapes of mountinfo (\040 a space)
+blob_mounted() {
+	is_mounted "$1" && return 0
+	_m=$(printf '%s' "$1" | sed -e 's/\\/\\134/g' -e 's/ /\\040/g' -e 's/	/\\011/g')
+	cut -d' ' -f5 /proc/self/mountinfo 2>/dev/null | grep -Fqx -e "$_m"
+}
+# proc_field PID N: field N of /proc/PID/stat (4 the parent, 22 the start time), empty when there
+# is no such process (the name, field 2, may hold spaces and parentheses: counted from its end)
+proc_field() {
+	case $1 in "" | *[!0-9]*) return 0 ;; esac
+	_s=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+	printf '%s\n' "${_s##*) }" | cut -d' ' -f$(($2 - 2))
 }
 # dm_sysfs NAME: the sysfs directory of device-mapper device NAME: its name in sysfs (a node in
 # /dev/mapper may lack, without udev, or be stale)
@@ -463,13 +487,16 @@ fetch_image() {
 	fetch_options "$@"
 }
 # mount_blob: the blob as the file $blob/data, read lazily (and written back when read_write); the
-# server's pid goes to $blob.pid, and its log lines, once it serves, to $blob.log (relayed to
-# stderr by mount_one)
+# server's pid goes to $blob.pid (its start time to $blob.start), and its log lines, once it
+# serves, to $blob.log (relayed to stderr by mount_one)
 mount_blob() {
 	set -- --mount "$blob"
 	[ "$read_write" = true ] && set -- "$@" --read-write
 	fetch_options "$@" >"$blob.pid" || return
 	mv "$work/stage-1.err" "$blob.log"
+	# which process the PID is (undo_blob waits for no other): here, in the step, so that a stop
+	# signal finds it recorded once the PID is
+	proc_field "$(cat "$blob.pid")" 22 >"$blob.start"
 }
 fetch_options() { # fetch_options OPTION...: encfs-fetch with them and the shared ones, a stage
 	[ -n "$allow_http" ] && set -- "$@" "$allow_http"

@@ -145,6 +145,54 @@ run encfs-dmsetup table --no-keyring --verity-root-hash "${root%?}" --verity-sal
 	--verity-data-blocks "$blocks" --verity-hash-offset "$hoff" --key-file "$img.key" "$img" vol
 is "$rc" 2 "a root hash of 63 digits: exit 2"
 like "$err" "--verity-root-hash: not 64 hex digits" "... named"
+# the root hash is checked against the tree's top block, read from the image (no device is made
+# for it): a changed top level, or another root or salt, is refused (exit 7, naming NAME); a
+# changed data block is left to dm-verity (EIO when read)
+cp --sparse=always "$img" "$T/top.img"
+flip "$T/top.img" $((hoff + 5))
+# shellcheck disable=SC2086
+run encfs-dmsetup table --no-keyring $V --verity-hash-offset "$hoff" --key-file "$img.key" "$T/top.img" vol
+is "$rc:$out" "7:" "a byte of the top level flipped: table refuses, exit 7, no table line"
+is "$err" "encfs-dmsetup: vol: dm-verity refused the image: its hash tree does not match the pinned root hash (the blob was replaced, by an older image perhaps, or altered; or the configured root_hash/salt are not this image's)" \
+	"... one line naming the root hash mismatch"
+run encfs-dmsetup table --no-keyring --verity-root-hash "$(printf '%064d' 0)" --verity-salt "$salt" \
+	--verity-data-blocks "$blocks" --verity-hash-offset "$hoff" --key-file "$img.key" "$img" vol
+is "$rc" 7 "another root hash: exit 7"
+run encfs-dmsetup table --no-keyring --verity-root-hash "$root" --verity-salt "00$salt" \
+	--verity-data-blocks "$blocks" --verity-hash-offset "$hoff" --key-file "$img.key" "$img" vol
+is "$rc" 7 "another salt: exit 7"
+cp --sparse=always "$img" "$T/top.img"
+flip "$T/top.img" $((16777216 + 1024))
+# shellcheck disable=SC2086
+run encfs-dmsetup table --no-keyring $V --verity-hash-offset "$hoff" --key-file "$img.key" "$T/top.img" vol
+is "$rc" 0 "a data byte flipped: table exits 0 (dm-verity refuses the block when it is read)"
+rm -f "$T/top.img"
+# a header whose data segment offset wraps the layout check around 2^64 (the tree "after" it):
+# refused before anything is mapped, the verity line never printed
+cp --sparse=always "$img" "$T/wrap.img"
+"$PYTHON" - "$T/wrap.img" <<'EOF'
+import hashlib, json, struct, sys
+f = open(sys.argv[1], "r+b")
+head = bytearray(f.read(4096))
+size = struct.unpack(">Q", head[8:16])[0]
+for off in (0, size):
+    f.seek(off)
+    data = bytearray(f.read(size))
+    area = bytes(data[4096:])
+    j = json.loads(area[:area.index(b"\0")])
+    j["segments"]["0"]["offset"] = str(2**64 - 4096)
+    text = json.dumps(j, separators=(",", ":")).encode()
+    data[4096:] = text + b"\0" * (size - 4096 - len(text))
+    data[448:512] = b"\0" * 64
+    data[448:480] = hashlib.sha256(bytes(data)).digest()
+    f.seek(off)
+    f.write(data)
+EOF
+# shellcheck disable=SC2086
+run encfs-dmsetup table --no-keyring $V --verity-hash-offset "$hoff" --key-file "$img.key" "$T/wrap.img" vol
+is "$rc:$out" "7:" "a data segment offset of 2^64 - 4096 (the layout check wraps): exit 7, no table line"
+like "$err" "verity: the LUKS data segment" "... the segment is named"
+rm -f "$T/wrap.img"
 # an image without a tree: its segment is dynamic
 run encfs-mkimage -o "$T/plain.img" "$T/small"
 # shellcheck disable=SC2086

@@ -28,6 +28,12 @@ int verity_check_layout(const struct luks_volume *v, const struct verity_params 
 		return err_set(e, EXIT_CRYPTO, "verity: the LUKS data segment holds %" PRIu64 " blocks, not the "
 			       "--verity-data-blocks %" PRIu64 " pinned (not the pinned image)", s->size / VERITY_BLOCK,
 			       p->data_blocks);
+	/* the header's offset is untrusted: s->offset + data_bytes must not wrap (a segment "at"
+	 * 2^64 - 4096 would pass the comparisons below, and map from there) */
+	if (s->offset > device_bytes || data_bytes > device_bytes - s->offset)
+		return err_set(e, EXIT_CRYPTO, "verity: the LUKS data segment (%" PRIu64 " blocks from %" PRIu64 ") "
+			       "does not fit in the device of %" PRIu64 " bytes (not the pinned image)",
+			       p->data_blocks, s->offset, device_bytes);
 	if (p->hash_offset % VERITY_BLOCK || p->hash_offset < s->offset + data_bytes)
 		return err_set(e, EXIT_CRYPTO, "verity: --verity-hash-offset %" PRIu64 " is %s the data area "
 			       "(%" PRIu64 " to %" PRIu64 ")", p->hash_offset,

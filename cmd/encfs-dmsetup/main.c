@@ -19,6 +19,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <linux/fs.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -450,6 +451,43 @@ static bool use_keyring(const struct opts *o, const struct luks_volume *v)
 	return dm_available(&e) == 0 && dm_crypt_keyring_supported();
 }
 
+/* The pinned root hash against the tree's top block, read from DEVICE itself before anything is
+ * made (and while a stop signal still ends us): in dm-verity format 1 the root hash is
+ * sha256(salt || top block), and the top block is the first of the tree, at the hash offset.  A
+ * blob replaced by another image (an older one made with the same key) or a changed top level is
+ * refused here, at open, with nothing to undo.  dm-verity checks every block read later against
+ * the same root (a top block swapped after this check fails those reads with EIO).  No read goes
+ * through the verity device here: with the signals held back, a hostile server that stalls it
+ * would keep open from ending on SIGTERM, and the devices made would be left (SIGKILL). */
+static int verity_check_root(const struct data_dev *d, const struct verity_params *p, const char *name,
+			     struct err *e)
+{
+	struct blk b = {.fd = d->fd, .mem = NULL, .size = d->size};
+	unsigned char *block = malloc(VERITY_BLOCK), md[EVP_MAX_MD_SIZE];
+	unsigned len = 0;
+	if (!block)
+		return err_set(e, EXIT_INTERNAL, "out of memory");
+	if (blk_read(&b, p->hash_offset, block, VERITY_BLOCK) != 0) {
+		int saved = errno;
+		free(block);
+		return err_set(e, EXIT_DEVICE, "%s: reading the hash tree's top block at %" PRIu64 ": %s", d->path,
+			       p->hash_offset, strerror(saved));
+	}
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	int ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 && EVP_DigestUpdate(c, p->salt, p->salt_len) == 1 &&
+		 EVP_DigestUpdate(c, block, VERITY_BLOCK) == 1 && EVP_DigestFinal_ex(c, md, &len) == 1 &&
+		 len == VERITY_DIGEST;
+	EVP_MD_CTX_free(c);
+	free(block);
+	if (!ok)
+		return err_set(e, EXIT_INTERNAL, "sha256 failed (OpenSSL)");
+	if (memcmp(md, p->root, VERITY_DIGEST) != 0)
+		return err_set(e, EXIT_CRYPTO, "%s: dm-verity refused the image: its hash tree does not match the "
+			       "pinned root hash (the blob was replaced, by an older image perhaps, or altered; "
+			       "or the configured root_hash/salt are not this image's)", name);
+	return 0;
+}
+
 static int cmd_table(struct opts *o)
 {
 	if (o->nargs < 1)
@@ -477,6 +515,10 @@ static int cmd_table(struct opts *o)
 		if (verity_check_layout(&vol.v, &o->verity, d.size, &data_offset, &e) != 0 ||
 		    verity_build_table(&o->verity, data_offset, d.path, &vtl, &e) != 0)
 			die(e.code, "%s: %s", d.path, e.msg);
+		if (verity_check_root(&d, &o->verity, name, &e) != 0) {
+			table_line_free(&vtl);
+			die(e.code, "%s", e.msg);
+		}
 		char *vline = table_line_format(&vtl);
 		if (!vline || puts(vline) < 0)
 			die(EXIT_INTERNAL, "table: out of memory");
@@ -507,39 +549,6 @@ static int cmd_table(struct opts *o)
 	close(vol.fd);
 	close(d.fd);
 	return r;
-}
-
-/* dm-verity checks lazily: the first data block is read now, through the verity device, so that
- * a tree that does not hash to the pinned root (another image, an older one, a changed tree) is
- * refused at open, not at the first read of the filesystem. */
-static int verity_probe(const char *name, const char *vname, dev_t vdev, struct err *e)
-{
-	char path[PATH_MAX];
-	snprintf(path, sizeof path, "/dev/mapper/%s", vname);
-	int fd = open(path, O_RDONLY | O_DIRECT | O_CLOEXEC);
-	struct stat st;
-	if (fd < 0 || fstat(fd, &st) != 0 || !S_ISBLK(st.st_mode) || st.st_rdev != vdev) {
-		if (fd >= 0)
-			close(fd);
-		return err_set(e, EXIT_DEVICE, "%s: cannot open the device made (%s)", path,
-			       fd < 0 ? strerror(errno) : "not the device-mapper device just created");
-	}
-	void *block = NULL;
-	if (posix_memalign(&block, VERITY_BLOCK, VERITY_BLOCK) != 0) {
-		close(fd);
-		return err_set(e, EXIT_INTERNAL, "out of memory");
-	}
-	ssize_t n = pread(fd, block, VERITY_BLOCK, 0);
-	int saved = errno;
-	free(block);
-	close(fd);
-	if (n == (ssize_t)VERITY_BLOCK)
-		return 0;
-	if (n < 0 && saved == EIO)
-		return err_set(e, EXIT_CRYPTO, "%s: dm-verity refused the image: its hash tree does not match the "
-			       "pinned root hash (the blob was replaced, by an older image perhaps, or altered; "
-			       "or the configured root_hash/salt are not this image's)", name);
-	return err_set(e, EXIT_DEVICE, "%s: reading the first block: %s", path, n < 0 ? strerror(saved) : "short read");
 }
 
 static int cmd_open(struct opts *o)
@@ -585,6 +594,8 @@ static int cmd_open(struct opts *o)
 		/* the pinned layout, checked against the header and the device before the key is used */
 		if (verity_check_layout(&vol.v, &o->verity, d.size, &data_offset, &e) != 0)
 			die(e.code, "%s: %s", name, e.msg);
+		if (verity_check_root(&d, &o->verity, name, &e) != 0)
+			die(e.code, "%s", e.msg);
 		snprintf(vname, sizeof vname, "%s" VERITY_NAME_SUFFIX, name);
 		if (verity_dm_uuid(&vol.v, name, vuuid, sizeof vuuid) != 0)
 			die(EXIT_INTERNAL, "NAME \"%s\": building the device-mapper UUID failed", name);
@@ -638,7 +649,7 @@ static int cmd_open(struct opts *o)
 		if (verity_build_table(&o->verity, data_offset, dev_path, &vtl, &e) != 0)
 			goto fail;
 		verity_made = true;
-		if (dm_create_crypt(vname, vuuid, true, &vtl, &vdev, &e) != 0 || verity_probe(name, vname, vdev, &e) != 0)
+		if (dm_create_crypt(vname, vuuid, true, &vtl, &vdev, &e) != 0)
 			goto fail;
 		snprintf(dev_path, sizeof dev_path, "%u:%u", major(vdev), minor(vdev));
 		crypt_bytes = o->verity.data_blocks * VERITY_BLOCK;
