@@ -137,6 +137,10 @@ undo_umount() {
 	while ! umount "$1" 2>/dev/null; do
 		is_mounted "$1" || return 0
 		if [ "$grace_left" -le 0 ]; then
+			# what was written so far goes to the blob first (a flush through dm-crypt and the
+			# loop device is an fsync of the blob file): the blob server may not outlive this
+			# script (as a container's first process, its exit ends the container's processes)
+			sync -f "$1" 2>/dev/null
 			umount -l "$1" || return 1
 			held="$held${held:+; }filesystem $2"
 			say warning "filesystem $2: still in use after the grace of $grace s: unmounted lazily"
