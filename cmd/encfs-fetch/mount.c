@@ -66,7 +66,6 @@ static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	cfg->attr_timeout = 3600;
 	cfg->entry_timeout = 3600;
 	cfg->negative_timeout = 3600;
-	cfg->nullpath_ok = 1;
 	if (conn->capable & FUSE_CAP_ASYNC_READ)
 		conn->want |= FUSE_CAP_ASYNC_READ;
 	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE; /* every write reaches us at once: fsync is ours */
