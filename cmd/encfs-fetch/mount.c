@@ -57,6 +57,12 @@ static struct mount *M;
 
 /* --- FUSE operations ------------------------------------------------------------------------- */
 
+/* One open file: its read-ahead, and whether close must sync (FUSE's flush carries no flags). */
+struct open_file {
+	struct cache_stream stream;
+	int writable;
+};
+
 static int is_file(const char *path) { return path && strcmp(path, "/" FILE_NAME) == 0; }
 
 static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
@@ -112,9 +118,10 @@ static int op_open(const char *path, struct fuse_file_info *fi)
 		return -ENOENT;
 	if ((fi->flags & O_ACCMODE) != O_RDONLY && !M->mc->read_write)
 		return -EROFS;
-	struct cache_stream *s = calloc(1, sizeof *s);
+	struct open_file *s = calloc(1, sizeof *s);
 	if (!s)
 		return -ENOMEM;
+	s->writable = (fi->flags & O_ACCMODE) != O_RDONLY;
 	fi->fh = (uintptr_t)s;
 	fi->keep_cache = 1;
 	return 0;
@@ -124,7 +131,8 @@ static int op_read(const char *path, char *buf, size_t size, off_t off, struct f
 {
 	if (off < 0)
 		return -EINVAL;
-	return cache_read(M->cache, (struct cache_stream *)(uintptr_t)fi->fh, buf, size, (uint64_t)off);
+	struct open_file *of = (struct open_file *)(uintptr_t)fi->fh;
+	return cache_read(M->cache, of ? &of->stream : NULL, buf, size, (uint64_t)off);
 }
 
 static int op_write(const char *path, const char *buf, size_t size, off_t off, struct fuse_file_info *fi)
@@ -137,7 +145,8 @@ static int op_write(const char *path, const char *buf, size_t size, off_t off, s
 /* close(2): a file opened for writing is in the blob when close returns 0 */
 static int op_flush(const char *path, struct fuse_file_info *fi)
 {
-	if ((fi->flags & O_ACCMODE) == O_RDONLY)
+	struct open_file *of = (struct open_file *)(uintptr_t)fi->fh;
+	if (!of || !of->writable)
 		return 0;
 	return cache_sync(M->cache);
 }
