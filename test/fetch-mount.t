@@ -14,8 +14,9 @@
 
 blob_env_ready || skip_all "Azurite or the Azure SDK missing (run make deps)"
 command -v encfs-fetch >/dev/null || bail "encfs-fetch not built"
-[ -c /dev/fuse ] && [ "$(id -u)" -eq 0 ] && command -v fusermount3 >/dev/null ||
+if ! [ -c /dev/fuse ] || [ "$(id -u)" -ne 0 ] || ! command -v fusermount3 >/dev/null; then
 	skip_all "FUSE not usable here (needs /dev/fuse, root and fusermount3)"
+fi
 
 KiB=1024
 MiB=1048576
