@@ -53,7 +53,7 @@ static const char usage_text[] =
 	"  -f, --force           replace FILE, or with --upload the blob, if it exists\n"
 	"  -m, --mount DIR       serve the blob as DIR/data until unmounted or sent SIGTERM\n"
 	"  --read-write          with --mount: writes go to the page blob, under a lease\n"
-	"  --cache-mb N          with --mount: the block cache, 16 to 1048576 MiB (default 64)\n"
+	"  --cache-mb N          with --mount: the block cache, 16 to 65536 MiB (default 64)\n"
 	"  --cache-dir D         with --mount: keep the cache in an unnamed file in D, not in memory\n"
 	"  --foreground          with --mount: serve in this process (no PID printed)\n"
 	"  --hydrate             with --mount: fill the cache with every written block, in the background\n"
