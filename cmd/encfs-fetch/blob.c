@@ -665,21 +665,33 @@ int blob_get_range(struct blob_client *c, struct blob_conn *cn, uint64_t offset,
 	return ret;
 }
 
+/* Digits s..end (not empty, no sign) into v; -1 on anything else or overflow. */
+static int parse_u64_span(const char *s, const char *end, uint64_t *v)
+{
+	uint64_t x = 0;
+	if (s == end)
+		return -1;
+	for (; s < end; s++) {
+		if (*s < '0' || *s > '9')
+			return -1;
+		unsigned d = (unsigned)(*s - '0');
+		if (x > (UINT64_MAX - d) / 10)
+			return -1;
+		x = x * 10 + d;
+	}
+	*v = x;
+	return 0;
+}
+
 int blob_parse_content_range(const char *v, uint64_t *a, uint64_t *b, uint64_t *total)
 {
 	if (strncmp(v, "bytes ", 6) != 0)
 		return -1;
 	const char *p = v + 6, *dash = strchr(p, '-'), *slash = dash ? strchr(dash, '/') : NULL;
-	char num[24];
-	size_t n;
 	if (!dash || !slash)
 		return -1;
-	if ((n = (size_t)(dash - p)) == 0 || n >= sizeof num || (memcpy(num, p, n), num[n] = 0, parse_u64(num, a)) != 0)
-		return -1;
-	p = dash + 1;
-	if ((n = (size_t)(slash - p)) == 0 || n >= sizeof num || (memcpy(num, p, n), num[n] = 0, parse_u64(num, b)) != 0)
-		return -1;
-	if (parse_u64(slash + 1, total) != 0)
+	if (parse_u64_span(p, dash, a) != 0 || parse_u64_span(dash + 1, slash, b) != 0 ||
+	    parse_u64_span(slash + 1, slash + 1 + strlen(slash + 1), total) != 0)
 		return -1;
 	return *a <= *b && *b < *total ? 0 : -1;
 }
