@@ -305,9 +305,12 @@ int main(int argc, char **argv)
 		die(EXIT_USAGE, "--mount %s: %s (give an existing, empty directory)", o.mount, strerror(errno));
 	if (o.mount && !S_ISDIR(dir_st.st_mode))
 		die(EXIT_USAGE, "--mount %s: not a directory (give an existing, empty directory)", o.mount);
-	char mount_dir[PATH_MAX];
+	char mount_dir[PATH_MAX], cache_dir[PATH_MAX];
 	if (o.mount && !realpath(o.mount, mount_dir))
 		die(EXIT_USAGE, "--mount %s: %s", o.mount, strerror(errno));
+	/* absolute: the serving process leaves the working directory (it would keep it busy) */
+	if (o.cache_dir && !realpath(o.cache_dir, cache_dir))
+		die(EXIT_USAGE, "--cache-dir %s: %s (give an existing directory)", o.cache_dir, strerror(errno));
 	char *url_from_stdin = NULL;
 	const char *url = argv[optind];
 	if (strcmp(url, "-") == 0)
@@ -336,7 +339,7 @@ int main(int argc, char **argv)
 		/* the bearer token is taken (and renewed) by the serving process */
 		struct mount_config mc = {.blob = &blob, .dir = mount_dir, .read_write = o.read_write,
 					  .foreground = o.foreground, .hydrate = o.hydrate, .jobs = o.jobs,
-					  .cache_mb = (unsigned)o.cache_mb, .cache_dir = o.cache_dir,
+					  .cache_mb = (unsigned)o.cache_mb, .cache_dir = o.cache_dir ? cache_dir : NULL,
 					  .client_id = o.client_id, .use_identity = o.use_identity};
 		signal(SIGPIPE, SIG_IGN);
 		int rc = mount_run(&mc);
