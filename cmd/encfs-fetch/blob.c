@@ -207,6 +207,8 @@ struct xfer {
 	char *body;
 	size_t len, cap;
 	int body_long, nomem, stalled, stopped;
+	int iov;             /* dest: the buffer being filled, and how far */
+	size_t iov_off;
 	curl_off_t last_dl, last_ul;
 	long long active_ms;
 	CURL *h;
@@ -240,8 +242,19 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 		x->body_long = 1;
 		return 0;
 	}
-	if (x->call->dest) { /* straight into the caller's buffer: no copy, no allocation */
-		memcpy(x->call->dest + x->len, data, n);
+	if (x->call->dest) { /* straight into the caller's buffers: no copy, no allocation */
+		size_t done = 0;
+		while (done < n) {
+			const struct iovec *v = &x->call->dest[x->iov];
+			size_t room = v->iov_len - x->iov_off, k = n - done < room ? n - done : room;
+			memcpy((char *)v->iov_base + x->iov_off, data + done, k);
+			done += k;
+			x->iov_off += k;
+			if (x->iov_off == v->iov_len && x->iov + 1 < x->call->dest_count) {
+				x->iov++;
+				x->iov_off = 0;
+			}
+		}
 		x->len += n;
 		return n;
 	}
@@ -378,6 +391,8 @@ int blob_call(struct blob_client *c, struct blob_conn *cn, const struct blob_cal
 		x.hdr_len = 0;
 		x.hdr[0] = '\0';
 		x.len = 0;
+		x.iov = 0;
+		x.iov_off = 0;
 		x.hdr_long = x.body_long = x.nomem = x.stalled = x.stopped = 0;
 		x.last_dl = x.last_ul = 0;
 		x.active_ms = http_now_ms();
@@ -623,18 +638,21 @@ int blob_list_segment(struct blob_client *c, struct blob_conn *cn, struct pageli
 
 /* --- reading a range ---------------------------------------------------------------------------- */
 
-int blob_get_range(struct blob_client *c, struct blob_conn *cn, uint64_t offset, size_t len, void *buf,
+int blob_get_range(struct blob_client *c, struct blob_conn *cn, uint64_t offset, const struct iovec *iov, int n,
 		   const char *if_match, const volatile sig_atomic_t *cancel, uint64_t *received, struct err *e)
 {
 	char what[96], range[80], cond[BLOB_ETAG_MAX + 16], code[128], v[256];
+	size_t len = 0;
+	for (int i = 0; i < n; i++)
+		len += iov[i].iov_len;
 	snprintf(what, sizeof what, "Get Blob of bytes %" PRIu64 "-%" PRIu64, offset, offset + len - 1);
 	if (len == 0)
 		return err_set(e, EXIT_INTERNAL, "%s: empty range (a bug)", what);
 	snprintf(range, sizeof range, "x-ms-range: bytes=%" PRIu64 "-%" PRIu64, offset, offset + len - 1);
 	snprintf(cond, sizeof cond, "If-Match: %s", if_match ? if_match : "");
 	const char *hdrs[] = {range, if_match ? cond : NULL, NULL};
-	struct blob_call call = {.what = what, .method = "GET", .headers = hdrs, .max_body = len, .dest = buf,
-				 .cancel = cancel};
+	struct blob_call call = {.what = what, .method = "GET", .headers = hdrs, .max_body = len, .dest = iov,
+				 .dest_count = n, .cancel = cancel};
 	struct blob_reply r;
 	if (blob_call(c, cn, &call, &r, e) != 0)
 		return -1;

@@ -17,7 +17,8 @@
 #define PAGES_PER_BLOCK (CACHE_BLOCK / BLOB_PAGE)
 #define MASK_WORDS (PAGES_PER_BLOCK / 64)
 #define CHANGED_RETRIES 8      /* read-write: refresh our ETag and try again this often */
-#define WRITEBACK_AGE_MS 2000  /* dirty data older than this is written back in the background */
+#define WRITEBACK_AGE_MS 2000
+#define LOAD_RUN_MAX 8         /* blocks queued one after the other are fetched by one GET (8 MiB) */  /* dirty data older than this is written back in the background */
 
 enum slot_state { S_FREE, S_LOADING, S_VALID, S_FAILED };
 enum { Q_READ, Q_AHEAD, Q_HYDRATE, NQUEUES };
@@ -192,11 +193,13 @@ static int refresh_etag(struct cache *c, struct blob_conn *cn)
 	return 0;
 }
 
-static void load(struct cache *c, struct blob_conn *cn, struct slot *s)
+/* Loads n slots of consecutive blocks with one ranged GET. */
+static void load(struct cache *c, struct blob_conn *cn, struct slot **run, int n)
 {
-	uint64_t b = s->block;
-	size_t len = block_len(c, b);
-	unsigned char *buf = slot_data(c, s);
+	uint64_t b = run[0]->block;
+	struct iovec iov[LOAD_RUN_MAX];
+	for (int i = 0; i < n; i++)
+		iov[i] = (struct iovec){.iov_base = slot_data(c, run[i]), .iov_len = block_len(c, run[i]->block)};
 	struct err e = {0};
 	char etag[BLOB_ETAG_MAX], why[BLOB_ETAG_MAX * 2 + 64];
 	int rc = -1;
@@ -208,7 +211,7 @@ static void load(struct cache *c, struct blob_conn *cn, struct slot *s)
 		pthread_mutex_unlock(&c->lock);
 		if (changed)
 			break;
-		rc = blob_get_range(c->blob, cn, b * CACHE_BLOCK, len, buf, etag, &c->cancel, &got, &e);
+		rc = blob_get_range(c->blob, cn, b * CACHE_BLOCK, iov, n, etag, &c->cancel, &got, &e);
 		if (rc == BLOB_CHANGED && refresh_etag(c, cn) == 0)
 			continue;
 		break;
@@ -216,17 +219,21 @@ static void load(struct cache *c, struct blob_conn *cn, struct slot *s)
 	pthread_mutex_lock(&c->lock);
 	c->st.gets++;
 	c->st.get_bytes += got;
-	if (rc == 0) {
-		s->state = S_VALID;
-		s->used = 1;
-	} else {
-		if (rc == BLOB_CHANGED) {
-			snprintf(why, sizeof why, "its ETag is no longer %s", etag);
-			blob_changed(c, why);
-		} else if (rc == BLOB_NOT_FOUND)
-			blob_changed(c, "it was deleted");
-		else if (rc == -1 && !c->cancel)
-			log_error("reading %s: %s", c->blob->shown, e.msg);
+	if (rc == BLOB_CHANGED) {
+		snprintf(why, sizeof why, "its ETag is no longer %s", etag);
+		blob_changed(c, why);
+	} else if (rc == BLOB_NOT_FOUND) {
+		blob_changed(c, "it was deleted");
+	} else if (rc == -1 && !c->cancel) {
+		log_error("reading %s: %s", c->blob->shown, e.msg);
+	}
+	for (int i = 0; i < n; i++) {
+		struct slot *s = run[i];
+		if (rc == 0) {
+			s->state = S_VALID;
+			s->used = 1;
+			continue;
+		}
 		s->state = S_FAILED;
 		hash_remove(c, s);
 		if (s->refs == 0)
@@ -254,19 +261,25 @@ static void *fetcher(void *arg)
 			pthread_cond_wait(&c->cv, &c->lock);
 			continue;
 		}
+		/* the block at the head, and the blocks right after it queued behind it (read-ahead
+		 * queues runs): one GET for the run */
 		struct queue *qu = &c->q[q];
-		struct slot *s = &c->slots[qu->v[qu->head]];
-		qu->head = (qu->head + 1) % c->nslots;
-		qu->count--;
+		struct slot *run[LOAD_RUN_MAX];
+		int n = 0;
+		do {
+			run[n++] = &c->slots[qu->v[qu->head]];
+			qu->head = (qu->head + 1) % c->nslots;
+			qu->count--;
+		} while (n < LOAD_RUN_MAX && qu->count > 0 && c->slots[qu->v[qu->head]].block == run[n - 1]->block + 1);
 		pthread_mutex_unlock(&c->lock);
 		if (cn.h)
-			load(c, &cn, s);
+			load(c, &cn, run, n);
 		pthread_mutex_lock(&c->lock);
-		if (!cn.h && s->state == S_LOADING) { /* no connection: fail the load */
-			s->state = S_FAILED;
-			hash_remove(c, s);
-			if (s->refs == 0)
-				slot_release_free(c, s);
+		for (int i = 0; !cn.h && i < n; i++) { /* no connection: fail the loads */
+			run[i]->state = S_FAILED;
+			hash_remove(c, run[i]);
+			if (run[i]->refs == 0)
+				slot_release_free(c, run[i]);
 			pthread_cond_broadcast(&c->cv);
 		}
 	}
@@ -752,7 +765,7 @@ int cache_open(struct cache **out, const struct cache_config *cfg, struct err *e
 	snprintf(c->etag, sizeof c->etag, "%s", cfg->info->etag);
 	c->nslots = (int)((uint64_t)cfg->cache_mb * (1u << 20) / CACHE_BLOCK);
 	c->dirty_max = c->nslots / 2;
-	unsigned ahead = (unsigned)((uint64_t)cfg->cache_mb * (1u << 20) / 4 / CACHE_BLOCK);
+	unsigned ahead = (unsigned)((uint64_t)cfg->cache_mb * (1u << 20) / 2 / CACHE_BLOCK);
 	c->ahead_max = (int)(ahead < CACHE_READAHEAD_MAX / CACHE_BLOCK ? ahead : CACHE_READAHEAD_MAX / CACHE_BLOCK);
 	c->free_head = -1;
 	c->nbuckets = 1;

@@ -22,7 +22,7 @@
 #define CACHE_MIN_MB 16
 #define CACHE_MAX_MB 65536              /* 64 GiB (with --cache-dir); each MiB costs ~300 bytes of memory */
 #define CACHE_DEFAULT_MB 64
-#define CACHE_READAHEAD_MAX (16u << 20) /* sequential read-ahead grows up to this (or a quarter of the cache) */
+#define CACHE_READAHEAD_MAX (32u << 20) /* sequential read-ahead grows up to this (or half the cache) */
 
 struct cache;
 
