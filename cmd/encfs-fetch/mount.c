@@ -66,7 +66,10 @@ static struct mount *M;
 struct open_file {
 	struct cache_stream stream;
 	int writable;
+	struct open_file *prev, *next; /* the files open now (freed at exit if still open) */
 };
+static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct open_file *open_files;
 
 static int is_file(const char *path) { return path && strcmp(path, "/" FILE_NAME) == 0; }
 
@@ -127,6 +130,12 @@ static int op_open(const char *path, struct fuse_file_info *fi)
 	if (!s)
 		return -ENOMEM;
 	s->writable = (fi->flags & O_ACCMODE) != O_RDONLY;
+	pthread_mutex_lock(&open_lock);
+	s->next = open_files;
+	if (open_files)
+		open_files->prev = s;
+	open_files = s;
+	pthread_mutex_unlock(&open_lock);
 	fi->fh = (uintptr_t)s;
 	fi->keep_cache = 1;
 	return 0;
@@ -160,8 +169,31 @@ static int op_fsync(const char *path, int datasync, struct fuse_file_info *fi) {
 
 static int op_release(const char *path, struct fuse_file_info *fi)
 {
-	free((void *)(uintptr_t)fi->fh);
+	struct open_file *of = (struct open_file *)(uintptr_t)fi->fh;
+	if (!of)
+		return 0;
+	pthread_mutex_lock(&open_lock);
+	if (of->prev)
+		of->prev->next = of->next;
+	else
+		open_files = of->next;
+	if (of->next)
+		of->next->prev = of->prev;
+	pthread_mutex_unlock(&open_lock);
+	free(of);
 	return 0;
+}
+
+/* After the FUSE loop: files still open when it ended (SIGTERM, a lazy unmount) are never released. */
+static void free_open_files(void)
+{
+	pthread_mutex_lock(&open_lock);
+	while (open_files) {
+		struct open_file *of = open_files;
+		open_files = of->next;
+		free(of);
+	}
+	pthread_mutex_unlock(&open_lock);
 }
 
 static int op_truncate(const char *path, off_t size, struct fuse_file_info *fi)
@@ -533,6 +565,7 @@ static int serve(struct mount *m)
 	if (m->fuse)
 		fuse_destroy(m->fuse);
 	fuse_opt_free_args(&args);
+	free_open_files();
 
 	/* unmounted or signalled: everything written goes to the blob, then the lease goes */
 	if (mc->read_write && cache_sync(m->cache) != 0 && rc == EXIT_OK)
