@@ -165,7 +165,7 @@ dd if="$T/ro/data" of=/dev/null bs=64k skip=$((10 * 16)) count=160 2>/dev/null
 is "$(stat_of by_kind.range.requests)" 0 "a read of 10 MiB of never-written pages (read ahead too) costs no request"
 is "$(cmp_py "$T/ro/data" "$T/img" 300 1)" ok "300 random reads (some across block edges) equal the blob"
 is "$(sha256 "$T/ro/data")" "$(sha256 "$T/img")" "the whole of DIR/data is the blob"
-is "$(stat_of by_kind.range.requests)" 6 "only the 6 blocks holding data were fetched, each once"
+is "$(stat_of by_kind.range.body_bytes)" $((6 * MiB)) "only the 6 blocks (of 1 MiB) holding data were fetched, each once"
 is "$(stat_of by_kind.range.max_sent)" 0 "no request body on reads"
 "$PYTHON" -c 'import json, sys
 log = json.load(sys.stdin)
@@ -230,14 +230,14 @@ ok "$([ "$fetched" -gt $((8 * MiB)) ] && [ "$inflight" -ge 2 ] && echo 0 || echo
 umnt ra "$mpid"
 
 proxy_reset
-mnt faults dense -j 4
-fault '{"kind": "range", "action": "status", "status": 503, "retry_after": 0, "count": 3}'
-fault '{"kind": "range", "action": "reset", "skip": 3, "count": 2}'
-fault '{"kind": "range", "action": "cut", "after": 300000, "skip": 6, "count": 2}'
-fault '{"kind": "range", "action": "short", "after": 1000, "skip": 9, "count": 1}'
-fault '{"kind": "range", "action": "stall", "after": 100, "delay": 30, "skip": 11, "count": 1}'
+mnt faults dense -j 4 --cache-mb 16
+fault '{"kind": "range", "action": "status", "status": 503, "retry_after": 0, "count": 2}'
+fault '{"kind": "range", "action": "reset", "skip": 2, "count": 1}'
+fault '{"kind": "range", "action": "cut", "after": 300000, "skip": 3, "count": 1}'
+fault '{"kind": "range", "action": "short", "after": 1000, "skip": 4, "count": 1}'
+fault '{"kind": "range", "action": "stall", "after": 100, "delay": 30, "skip": 5, "count": 1}'
 is "$(cmp_py "$T/faults/data" "$T/dense" 60 2)" ok "503s, resets, cut, short and stalled answers during reads: the bytes are still right"
-ok "$([ "$(stat_of faults)" -ge 9 ] && echo 0 || echo 1)" "the faults were hit ($(stat_of faults))"
+ok "$([ "$(stat_of faults)" -ge 6 ] && echo 0 || echo 1)" "the faults were hit ($(stat_of faults) of 6)"
 umnt faults "$mpid"
 
 # --- read-write --------------------------------------------------------------------------------
