@@ -208,6 +208,8 @@ struct xfer {
 	size_t len, cap;
 	size_t dropped;     /* bytes of an error body, read and dropped */
 	int body_long, error_long, nomem, stalled, stopped;
+	int iov;             /* dest: the buffer being filled, and how far */
+	size_t iov_off;
 	curl_off_t last_dl, last_ul;
 	long long active_ms;
 	CURL *h;
@@ -249,6 +251,22 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 		x->body_long = 1;
 		return 0;
 	}
+	if (x->call->dest) { /* straight into the caller's buffers: no copy, no allocation */
+		size_t done = 0;
+		while (done < n) {
+			const struct iovec *v = &x->call->dest[x->iov];
+			size_t room = v->iov_len - x->iov_off, k = n - done < room ? n - done : room;
+			memcpy((char *)v->iov_base + x->iov_off, data + done, k);
+			done += k;
+			x->iov_off += k;
+			if (x->iov_off == v->iov_len && x->iov + 1 < x->call->dest_count) {
+				x->iov++;
+				x->iov_off = 0;
+			}
+		}
+		x->len += n;
+		return n;
+	}
 	if (x->len + n + 1 > x->cap) {
 		size_t ncap = x->cap ? x->cap : 16u << 10;
 		while (ncap < x->len + n + 1)
@@ -273,7 +291,7 @@ static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off
 {
 	struct xfer *x = arg;
 	long long now = http_now_ms();
-	if (!x->call->final && blob_stopping(x->c)) {
+	if ((!x->call->final && blob_stopping(x->c)) || (x->call->cancel && *x->call->cancel)) {
 		x->stopped = 1;
 		return 1;
 	}
@@ -289,11 +307,11 @@ static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off
 }
 
 /* Sleeps ms, in steps, so that a stop request is seen within 100 ms.  -1 when stopped. */
-static int nap(struct blob_client *c, long ms, int final)
+static int nap(struct blob_client *c, long ms, int final, const volatile sig_atomic_t *cancel)
 {
 	long long until = http_now_ms() + ms;
 	for (;;) {
-		if (!final && blob_stopping(c))
+		if ((!final && blob_stopping(c)) || (cancel && *cancel))
 			return -1;
 		long long left = until - http_now_ms();
 		if (left <= 0)
@@ -373,7 +391,7 @@ int blob_call(struct blob_client *c, struct blob_conn *cn, const struct blob_cal
 
 	int unresolved = 0;
 	for (int n = 1;; n++) {
-		if (!call->final && blob_stopping(c)) {
+		if ((!call->final && blob_stopping(c)) || (call->cancel && *call->cancel)) {
 			err_set(e, EXIT_DEVICE, "%s: interrupted by a signal", call->what);
 			goto out;
 		}
@@ -382,6 +400,8 @@ int blob_call(struct blob_client *c, struct blob_conn *cn, const struct blob_cal
 		x.hdr_len = 0;
 		x.hdr[0] = '\0';
 		x.len = x.dropped = 0;
+		x.iov = 0;
+		x.iov_off = 0;
 		x.hdr_long = x.body_long = x.error_long = x.nomem = x.stalled = x.stopped = 0;
 		x.last_dl = x.last_ul = 0;
 		x.active_ms = http_now_ms();
@@ -459,7 +479,7 @@ int blob_call(struct blob_client *c, struct blob_conn *cn, const struct blob_cal
 			goto out;
 		}
 		blob_note_retry(c, call->what, why, wait, deadline - (long)(now - first_fail));
-		if (nap(c, wait, call->final) != 0) {
+		if (nap(c, wait, call->final, call->cancel) != 0) {
 			err_set(e, EXIT_DEVICE, "%s: interrupted by a signal", call->what);
 			goto out;
 		}
@@ -629,6 +649,84 @@ int blob_list_segment(struct blob_client *c, struct blob_conn *cn, struct pageli
 			return -1;
 	}
 	return 0;
+}
+
+/* --- reading a range ---------------------------------------------------------------------------- */
+
+int blob_get_range(struct blob_client *c, struct blob_conn *cn, uint64_t offset, const struct iovec *iov, int n,
+		   const char *if_match, const volatile sig_atomic_t *cancel, uint64_t *received, struct err *e)
+{
+	char what[96], range[80], cond[BLOB_ETAG_MAX + 16], code[128], v[256];
+	size_t len = 0;
+	for (int i = 0; i < n; i++)
+		len += iov[i].iov_len;
+	snprintf(what, sizeof what, "Get Blob of bytes %" PRIu64 "-%" PRIu64, offset, offset + len - 1);
+	if (len == 0)
+		return err_set(e, EXIT_INTERNAL, "%s: empty range (a bug)", what);
+	snprintf(range, sizeof range, "x-ms-range: bytes=%" PRIu64 "-%" PRIu64, offset, offset + len - 1);
+	snprintf(cond, sizeof cond, "If-Match: %s", if_match ? if_match : "");
+	const char *hdrs[] = {range, if_match ? cond : NULL, NULL};
+	struct blob_call call = {.what = what, .method = "GET", .headers = hdrs, .max_body = len, .dest = iov,
+				 .dest_count = n, .cancel = cancel};
+	struct blob_reply r;
+	if (blob_call(c, cn, &call, &r, e) != 0)
+		return -1;
+	if (received)
+		*received += r.len;
+	int ret = 0;
+	long st = r.status;
+	uint64_t a, b, total;
+	blob_service_error(r.headers, code, sizeof code);
+	if (st == 412)
+		ret = BLOB_CHANGED;
+	else if (st == 404)
+		ret = BLOB_NOT_FOUND;
+	else if (st == 401 || st == 403)
+		ret = err_set(e, EXIT_DENIED, "%s: HTTP %ld %s (%s)", what, st, code, blob_auth_hint(c));
+	else if (st != 206)
+		ret = err_set(e, EXIT_NETWORK, "%s: unexpected HTTP %ld %s (check the endpoint)", what, st, code);
+	else if (!http_header(r.headers, "Content-Range", v, sizeof v) ||
+		 blob_parse_content_range(v, &a, &b, &total) != 0 || a != offset || b != offset + len - 1)
+		ret = err_set(e, EXIT_NETWORK, "%s: the response's Content-Range is not the range asked for (check "
+			      "the endpoint)", what);
+	else if (r.len != len)
+		ret = err_set(e, EXIT_NETWORK, "%s: %zu body bytes instead of %zu (check the endpoint)", what, r.len,
+			      len);
+	else if (if_match && (!http_header(r.headers, "ETag", v, sizeof v) || strcmp(v, if_match) != 0))
+		ret = BLOB_CHANGED; /* a service that ignored If-Match: never mix versions */
+	blob_reply_free(&r);
+	return ret;
+}
+
+/* Digits s..end (not empty, no sign) into v; -1 on anything else or overflow. */
+static int parse_u64_span(const char *s, const char *end, uint64_t *v)
+{
+	uint64_t x = 0;
+	if (s == end)
+		return -1;
+	for (; s < end; s++) {
+		if (*s < '0' || *s > '9')
+			return -1;
+		unsigned d = (unsigned)(*s - '0');
+		if (x > (UINT64_MAX - d) / 10)
+			return -1;
+		x = x * 10 + d;
+	}
+	*v = x;
+	return 0;
+}
+
+int blob_parse_content_range(const char *v, uint64_t *a, uint64_t *b, uint64_t *total)
+{
+	if (strncmp(v, "bytes ", 6) != 0)
+		return -1;
+	const char *p = v + 6, *dash = strchr(p, '-'), *slash = dash ? strchr(dash, '/') : NULL;
+	if (!dash || !slash)
+		return -1;
+	if (parse_u64_span(p, dash, a) != 0 || parse_u64_span(dash + 1, slash, b) != 0 ||
+	    parse_u64_span(slash + 1, slash + 1 + strlen(slash + 1), total) != 0)
+		return -1;
+	return *a <= *b && *b < *total ? 0 : -1;
 }
 
 /* --- writing ------------------------------------------------------------------------------------ */

@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "log.h"
 #include "pagelist.h"
@@ -75,6 +76,10 @@ struct blob_call {
 	size_t max_body;     /* response body bytes kept; a longer body is an error (0: none kept) */
 	int final;           /* run even once the stop flag is set (releasing a lease on the way out) */
 	long deadline_ms;    /* 0: the client's */
+	const struct iovec *dest; /* when set, a 2xx body goes into these buffers in turn (max_body bytes at
+				   * most, their total), not into the reply */
+	int dest_count;
+	const volatile sig_atomic_t *cancel; /* when set and non-zero: give up now, like a stop request */
 };
 
 struct blob_reply {
@@ -135,6 +140,19 @@ char *blob_pagelist_url(const struct blob_client *c, const char *marker);
  * the requests carry If-Match and a different ETag is EXIT_DEVICE ("the blob changed"). */
 int blob_list_segment(struct blob_client *c, struct blob_conn *cn, struct pagelist_walk *w, const char *if_match,
 		      struct err *e);
+
+/* --- reading a range ------------------------------------------------------------------------- */
+
+/* Get Blob of the bytes at offset into the buffers iov[0..n) in turn (their lengths add up to the
+ * range's), with If-Match: if_match (may be NULL);
+ * *cancel (cancel may be NULL) set ends it at once (-1, "interrupted").
+ * Returns 0 (exactly those bytes in buf), BLOB_CHANGED (412, or a response whose ETag is not
+ * if_match), BLOB_NOT_FOUND (404), or -1 with e filled (401/403 EXIT_DENIED, the rest
+ * EXIT_NETWORK).  *received (may be NULL) grows by the body bytes taken. */
+int blob_get_range(struct blob_client *c, struct blob_conn *cn, uint64_t offset, const struct iovec *iov, int n,
+		   const char *if_match, const volatile sig_atomic_t *cancel, uint64_t *received, struct err *e);
+/* Parses "bytes A-B/T" (Content-Range); -1 when malformed. */
+int blob_parse_content_range(const char *v, uint64_t *a, uint64_t *b, uint64_t *total);
 
 /* --- writing ------------------------------------------------------------------------------------ */
 
