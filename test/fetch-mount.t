@@ -331,6 +331,27 @@ is "$(sha256 "$T/tm.got")" "$(sha256 "$T/tm.want")" "... every write is in the b
 is "$(lease_state term)" available "... and the lease is released"
 ok "$(mountpoint -q "$T/term" && echo 1 || echo 0)" "... and unmounted"
 
+# SIGTERM to the waiting caller during the start (the blob's properties held back 30 s): it is
+# passed on, so that no server outlives it to mount and lease the blob later
+proxy_reset
+fault '{"kind": "head", "action": "delay", "delay": 30, "count": 1}'
+mkdir -p "$T/early"
+blobjs sas-write "$pep" img term >"$T/early.url"
+encfs-fetch --allow-http --mount "$T/early" --read-write - <"$T/early.url" >"$T/early.pid" 2>"$T/early.err" &
+epid=$!
+delayed() { [ "$(stat_of delays_started)" -gt 0 ]; }
+await 20 "the start waits for the blob's properties" delayed
+kill -TERM "$epid"
+rc=0
+within 20 sh -c 'while kill -0 '"$epid"' 2>/dev/null; do sleep 0.1; done'
+wait "$epid" || rc=$?
+ok "$([ "$rc" -ne 0 ] && [ ! -s "$T/early.pid" ] && echo 0 || echo 1)" \
+	"SIGTERM while the mount starts: the caller fails (exit $rc), no PID printed"
+sleep 1 # (what a server left running would do now: mount)
+is "$(pgrep -c -f "encfs-fetch --allow-http --mount $T/early ")" 0 "... and no server is left"
+ok "$(mountpoint -q "$T/early" && echo 1 || echo 0)" "... nothing mounted"
+is "$(lease_state term)" available "... and the blob is not leased"
+
 # a Put Page that fails for good: EIO at the next fsync, and at every one after it
 sparse_file "$T/wf" $((8 * MiB)) 0:4096
 put "$T/wf" wf

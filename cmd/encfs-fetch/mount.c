@@ -590,6 +590,16 @@ static int serve(struct mount *m)
 	return rc;
 }
 
+/* The waiting parent passes a stop signal on to the server, and waits on: the server then stops
+ * (before or after it is ready) and the parent reports that, so that no server outlives a caller
+ * that was stopped while it waited. */
+static volatile sig_atomic_t server_pid;
+static void forward_signal(int sig)
+{
+	if (server_pid > 0)
+		kill((pid_t)server_pid, sig);
+}
+
 int mount_run(const struct mount_config *mc)
 {
 	static struct mount m;
@@ -605,10 +615,17 @@ int mount_run(const struct mount_config *mc)
 	if (pipe2(p, O_CLOEXEC) != 0)
 		die(EXIT_INTERNAL, "mounting %s: pipe: %s", mc->dir, strerror(errno));
 	fflush(NULL);
+	sigset_t stops, old_mask;
+	sigemptyset(&stops);
+	sigaddset(&stops, SIGTERM);
+	sigaddset(&stops, SIGINT);
+	sigaddset(&stops, SIGHUP);
+	sigprocmask(SIG_BLOCK, &stops, &old_mask);
 	pid_t pid = fork();
 	if (pid < 0)
 		die(EXIT_INTERNAL, "mounting %s: fork: %s", mc->dir, strerror(errno));
 	if (pid == 0) {
+		sigprocmask(SIG_SETMASK, &old_mask, NULL);
 		close(p[0]);
 		m.ready_fd = p[1];
 		/* the server: its own session, no terminal input, standard output closed (a caller reading
@@ -626,6 +643,15 @@ int mount_run(const struct mount_config *mc)
 		exit(serve(&m));
 	}
 	close(p[1]);
+	server_pid = pid;
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = forward_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sigprocmask(SIG_SETMASK, &old_mask, NULL);
 	char c;
 	ssize_t n;
 	do
