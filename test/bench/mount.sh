@@ -1,0 +1,256 @@
+#!/bin/sh
+# Benchmark: encfs-fetch --mount beside rclone mount (Debian's 1.60, through a container SAS URL,
+# --vfs-cache-mode off and full) on the same Azurite (plain HTTP, one machine), in one run:
+#  1. sequential read of a dense 512 MiB page blob: dd bs=1M of the mounted file into a file in
+#     /dev/shm, wall time (median of BENCH_RUNS rounds, default 3, the order rotating) and the
+#     mount's peak RSS; goal: encfs <= 0.8 x the best rclone;
+#  2. 4 KiB random reads of the same blob (test/bench/randread.py: BENCH_READS preads, default
+#     1000, at the same random 4 KiB-aligned offsets for every tool, no kernel read-ahead): p50 and
+#     p99 latency, each round's reads pooled; goal: encfs's p99 below rclone's best;
+#  3. peak RSS (VmHWM) of encfs-fetch's server over a whole read of a dense 2 GiB blob, beside its
+#     --cache-mb bound (BENCH_CACHE_MB, default 64), and rclone's (cache mode off) for the same read.
+# Every measurement gets a fresh mount (and, for rclone full, an empty cache directory) and, when
+# the benchmark may (root), dropped page caches; Azurite's files are then read back into the page
+# cache, so that every tool meets a warm server and a cold client.  Every read is checked: the
+# SHA-256 of what was read equals the blob's (a fast wrong answer is reported as WRONG BYTES).
+# Without encfs-fetch --mount (an older build) the rclone figures are printed alone.
+# shellcheck disable=SC1091,SC2154 # lib.sh gives out, err, rc, port
+set -u
+. "$ENCFS_SRC/test/lib.sh"
+. "$ENCFS_SRC/test/fakes/blobenv.sh"
+
+blob_env_ready || { echo "mount bench: Azurite or the Azure SDK missing (run make deps)"; exit 0; }
+command -v rclone >/dev/null || { echo "mount bench: rclone missing (run make deps)"; exit 0; }
+{ command -v fusermount3 >/dev/null && [ -c /dev/fuse ]; } || { echo "mount bench: no FUSE here (fusermount3, /dev/fuse)"; exit 0; }
+RUNS=${BENCH_RUNS:-3}
+READS=${BENCH_READS:-1000}
+CACHE_MB=${BENCH_CACHE_MB:-64}
+MiB=1048576
+
+ours=encfs
+if ! encfs-fetch --help 2>&1 | grep -q -- --mount; then
+	echo "mount bench: this encfs-fetch has no --mount: rclone figures only"
+	ours=
+fi
+tools="$ours rclone-off rclone-full"
+
+# the copies of what was read go to memory, not to the disk under test's feet
+SHM=$(mktemp -d /dev/shm/encfs-bench.XXXXXX) || bail "cannot make a directory in /dev/shm"
+mounts=""
+bench_cleanup() {
+	for _m in $mounts; do fusermount3 -u "$_m" 2>/dev/null || fusermount -u "$_m" 2>/dev/null; done
+	rm -rf "$SHM"
+	_cleanup
+}
+trap bench_cleanup EXIT
+
+if [ "$(date +%N)" != N ] && [ -n "$(date +%N)" ]; then
+	now_ms() { _n=$(date +%s%N); echo $((_n / 1000000)); }
+else
+	now_ms() { "$PYTHON" -c 'import time; print(int(time.time() * 1000))'; }
+fi
+
+azurite_start az http
+ep=$az_ep
+blobjs container "$ep" pub >/dev/null || bail "cannot create the container"
+
+echo "mount bench: making the 512 MiB blob"
+random_file "$T/dense" $((512 * MiB))
+blobjs put-page "$ep" pub dense "$T/dense" >/dev/null || bail "cannot upload dense"
+sum_dense=$(sha256 "$T/dense")
+sas=$(blobjs sas "$ep" pub)
+want_rand=$("$PYTHON" "$ENCFS_SRC/test/bench/randread.py" "$T/dense" "$READS" 12) || bail "randread.py failed on the reference file"
+want_rand=${want_rand%% *}
+rm -f "$T/dense"
+
+# cold: a cold client (page caches dropped, when root) before a warm server (Azurite's files read
+# back).  Says once whether it could.
+dropped=
+cold() {
+	sync
+	if echo 3 2>/dev/null >/proc/sys/vm/drop_caches; then
+		[ -n "$dropped" ] || echo "mount bench: page caches dropped before every measurement"
+		dropped=1
+	else
+		[ -n "$dropped" ] || echo "mount bench: cannot drop page caches (not root?): fresh mounts only"
+		dropped=0
+	fi
+	find "$T/az" -type f -exec cat {} + >/dev/null
+}
+
+# mnt TOOL BLOB DIR: mounts BLOB with TOOL at DIR; sets file (the blob's path) and pid (the server)
+n=0
+mnt() {
+	n=$((n + 1))
+	mkdir -p "$3"
+	mounts="$mounts $3"
+	case $1 in
+	encfs)
+		# shellcheck disable=SC2086 # the options, if any
+		pid=$(blobjs sas "$ep" pub "$2" | encfs-fetch --allow-http --mount "$3" ${mnt_opts:-} -) ||
+			bail "encfs-fetch --mount failed"
+		file=$3/data ;;
+	rclone-*)
+		RCLONE_CONFIG_AZ_TYPE=azureblob RCLONE_CONFIG_AZ_SAS_URL=$sas \
+			rclone mount --read-only --vfs-cache-mode "${1#rclone-}" --cache-dir "$T/rclone-cache.$n" \
+			az:pub "$3" >"$T/rclone.$n.log" 2>&1 &
+		pid=$!
+		file=$3/$2
+		_i=0
+		until [ -r "$file" ]; do
+			_i=$((_i + 1))
+			if [ $_i -gt 600 ] || ! kill -0 "$pid" 2>/dev/null; then
+				cat "$T/rclone.$n.log" >&2
+				bail "rclone mount did not start"
+			fi
+			sleep 0.05
+		done ;;
+	esac
+}
+
+# hwm: the server's peak RSS so far, in KiB
+hwm() {
+	awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status"
+}
+
+# umnt DIR: unmounts DIR and waits (up to 60 s) for the server to end
+umnt() {
+	fusermount3 -u "$1" 2>/dev/null || fusermount -u "$1" || echo "mount bench: cannot unmount $1" >&2
+	_i=0
+	while kill -0 "$pid" 2>/dev/null; do
+		_i=$((_i + 1))
+		[ $_i -gt 600 ] && { echo "mount bench: the server of $1 did not end" >&2; break; }
+		sleep 0.1
+	done
+	wait "$pid" 2>/dev/null
+	mounts=$(echo "$mounts" | sed "s| $1||")
+	rmdir "$1"
+	rm -rf "$T/rclone-cache.$n"
+}
+
+# order ROUND: the tools, rotated by ROUND (each goes first as often as the others)
+order() {
+	# shellcheck disable=SC2086 # a list of names
+	set -- $tools
+	_k=0
+	while [ $_k -lt $(($1 % $#)) ]; do
+		_f=$1
+		shift
+		set -- "$@" "$_f"
+		_k=$((_k + 1))
+	done
+	echo "$@"
+}
+
+# 1. sequential
+seq_once() {
+	cold
+	_t0=$(now_ms)
+	mnt "$1" dense "$T/m"
+	_t1=$(now_ms)
+	dd if="$file" of="$SHM/got" bs=1M 2>"$T/dd.err" || { cat "$T/dd.err" >&2; echo "mount bench: dd of $1 failed" >&2; }
+	_t2=$(now_ms)
+	_h=$(hwm)
+	umnt "$T/m"
+	[ "$(sha256 "$SHM/got")" = "$sum_dense" ] || echo "mount bench: $1 sequential: WRONG BYTES" >&2
+	rm -f "$SHM/got"
+	echo $((_t1 - _t0)) >>"$T/ready.$1"
+	echo $((_t2 - _t1)) >>"$T/seq.$1"
+	echo "$_h" >>"$T/hwm.$1"
+}
+
+median() {
+	sort -n "$1" | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+
+r=0
+while [ $r -lt "$RUNS" ]; do
+	for tool in $(order $r); do seq_once "$tool"; done
+	r=$((r + 1))
+done
+echo "mount bench: sequential read of 512 MiB (dd bs=1M), median of $RUNS round(s)"
+printf '  %-12s %9s %9s %8s %9s %13s\n' tool seconds MiB/s ours/it "ready ms" "peak RSS MiB"
+best=
+for tool in $tools; do
+	t=$(median "$T/seq.$tool")
+	ratio=-
+	[ -n "$ours" ] && ratio=$(awk -v a="$(median "$T/seq.$ours")" -v b="$t" 'BEGIN { printf "%.2f", a / b }')
+	printf '  %-12s %9s %9s %8s %9s %13s\n' "$tool" "$(awk -v t="$t" 'BEGIN { printf "%.2f", t / 1000 }')" \
+		"$(awk -v t="$t" 'BEGIN { printf "%.0f", 512000 / t }')" "$ratio" "$(median "$T/ready.$tool")" \
+		"$(awk -v k="$(median "$T/hwm.$tool")" 'BEGIN { printf "%.1f", k / 1024 }')"
+	case $tool in rclone-*)
+		if [ -z "$best" ] || [ "$t" -lt "$best" ]; then best=$t bestname=$tool; fi ;;
+	esac
+done
+if [ -n "$ours" ]; then
+	ratio=$(awk -v a="$(median "$T/seq.$ours")" -v b="$best" 'BEGIN { printf "%.2f", a / b }')
+	echo "  sequential: encfs/best rclone ($bestname) = $ratio (goal <= 0.8: $(awk -v r="$ratio" 'BEGIN { print (r <= 0.8) ? "met" : "NOT met" }'))"
+fi
+
+# 2. random 4 KiB reads
+rand_once() {
+	cold
+	mnt "$1" dense "$T/m"
+	_o=$("$PYTHON" "$ENCFS_SRC/test/bench/randread.py" "$file" "$READS" 12 --lat "$T/lat.$1") ||
+		echo "mount bench: random reads of $1 failed" >&2
+	umnt "$T/m"
+	[ "${_o%% *}" = "$want_rand" ] || echo "mount bench: $1 random reads: WRONG BYTES" >&2
+}
+
+r=0
+while [ $r -lt "$RUNS" ]; do
+	for tool in $(order $r); do rand_once "$tool"; done
+	r=$((r + 1))
+done
+# pct FILE P: the P-th percentile (nearest rank) of the numbers in FILE
+pct() {
+	sort -n "$1" | awk -v p="$2" '{ a[NR] = $1 } END { k = int((p * NR + 99) / 100); if (k < 1) k = 1; print a[k] }'
+}
+echo "mount bench: $READS random 4 KiB reads a round, $RUNS round(s) pooled, latency in ms"
+printf '  %-12s %8s %8s %8s %8s %10s\n' tool p50 p99 max mean "p99 ours/it"
+best=
+for tool in $tools; do
+	p99=$(pct "$T/lat.$tool" 99)
+	ratio=-
+	[ -n "$ours" ] && ratio=$(awk -v a="$(pct "$T/lat.$ours" 99)" -v b="$p99" 'BEGIN { printf "%.2f", a / b }')
+	printf '  %-12s %8s %8s %8s %8s %10s\n' "$tool" \
+		"$(awk -v t="$(pct "$T/lat.$tool" 50)" 'BEGIN { printf "%.3f", t / 1000 }')" \
+		"$(awk -v t="$p99" 'BEGIN { printf "%.3f", t / 1000 }')" \
+		"$(awk -v t="$(pct "$T/lat.$tool" 100)" 'BEGIN { printf "%.3f", t / 1000 }')" \
+		"$(awk '{ s += $1 } END { printf "%.3f", s / NR / 1000 }' "$T/lat.$tool")" "$ratio"
+	case $tool in rclone-*)
+		if [ -z "$best" ] || [ "$p99" -lt "$best" ]; then best=$p99 bestname=$tool; fi ;;
+	esac
+done
+if [ -n "$ours" ]; then
+	ratio=$(awk -v a="$(pct "$T/lat.$ours" 99)" -v b="$best" 'BEGIN { printf "%.2f", a / b }')
+	echo "  random p99: encfs/best rclone ($bestname) = $ratio (goal < 1: $(awk -v r="$ratio" 'BEGIN { print (r < 1) ? "met" : "NOT met" }'))"
+fi
+
+# 3. memory over a whole read of 2 GiB
+echo "mount bench: making the 2 GiB blob"
+random_file "$T/big" $((2048 * MiB))
+blobjs put-page "$ep" pub big "$T/big" >/dev/null || bail "cannot upload big"
+sum_big=$(sha256 "$T/big")
+rm -f "$T/big"
+echo "mount bench: peak RSS over a whole read of 2 GiB (dd bs=1M | sha256sum)"
+printf '  %-12s %9s %13s %12s\n' tool seconds "peak RSS MiB" "bound MiB"
+for tool in $ours rclone-off; do
+	cold
+	mnt_opts=
+	[ "$tool" = encfs ] && mnt_opts="--cache-mb $CACHE_MB"
+	mnt "$tool" big "$T/m"
+	mnt_opts=
+	_t0=$(now_ms)
+	sum=$(stage dd dd if="$file" bs=1M 2>"$T/dd.err" | sha256sum | cut -d' ' -f1)
+	_t1=$(now_ms)
+	[ "$(stage_rc dd)" = 0 ] || { cat "$T/dd.err" >&2; echo "mount bench: dd of $tool failed" >&2; }
+	h=$(hwm)
+	umnt "$T/m"
+	[ "$sum" = "$sum_big" ] || echo "mount bench: $tool 2 GiB read: WRONG BYTES" >&2
+	bound=-
+	[ "$tool" = encfs ] && bound=$CACHE_MB
+	printf '  %-12s %9s %13s %12s\n' "$tool" "$(awk -v t=$((_t1 - _t0)) 'BEGIN { printf "%.2f", t / 1000 }')" \
+		"$(awk -v k="$h" 'BEGIN { printf "%.1f", k / 1024 }')" "$bound"
+	[ "$tool" = encfs ] && echo "  encfs peak RSS - cache bound = $(awk -v k="$h" -v b="$CACHE_MB" 'BEGIN { printf "%.1f", k / 1024 - b }') MiB (goal: a few MiB at most)"
+done
