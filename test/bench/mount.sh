@@ -50,6 +50,7 @@ else
 	now_ms() { "$PYTHON" -c 'import time; print(int(time.time() * 1000))'; }
 fi
 
+echo "mount bench: load average at start: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) CPUs)"
 azurite_start az http
 ep=$az_ep
 blobjs container "$ep" pub >/dev/null || bail "cannot create the container"
@@ -182,6 +183,20 @@ for tool in $tools; do
 		if [ -z "$best" ] || [ "$t" -lt "$best" ]; then best=$t bestname=$tool; fi ;;
 	esac
 done
+# the reference: the same blob downloaded whole by encfs-fetch -o (the dense-download speed)
+r=0
+while [ $r -lt "$RUNS" ]; do
+	cold
+	_t0=$(now_ms)
+	blobjs sas "$ep" pub dense | encfs-fetch --allow-http -o "$SHM/got" - || echo "mount bench: encfs-fetch -o failed" >&2
+	_t1=$(now_ms)
+	[ "$(sha256 "$SHM/got")" = "$sum_dense" ] || echo "mount bench: encfs-fetch -o: WRONG BYTES" >&2
+	rm -f "$SHM/got"
+	echo $((_t1 - _t0)) >>"$T/seq.download"
+	r=$((r + 1))
+done
+t=$(median "$T/seq.download")
+echo "  (encfs-fetch -o, the whole blob downloaded, for reference: $(awk -v t="$t" 'BEGIN { printf "%.2f s, %.0f MiB/s", t / 1000, 512000 / t }'))"
 if [ -n "$ours" ]; then
 	ratio=$(awk -v a="$(median "$T/seq.$ours")" -v b="$best" 'BEGIN { printf "%.2f", a / b }')
 	echo "  sequential: encfs/best rclone ($bestname) = $ratio (goal <= 0.8: $(awk -v r="$ratio" 'BEGIN { print (r <= 0.8) ? "met" : "NOT met" }'))"
@@ -254,3 +269,4 @@ for tool in $ours rclone-off; do
 		"$(awk -v k="$h" 'BEGIN { printf "%.1f", k / 1024 }')" "$bound"
 	[ "$tool" = encfs ] && echo "  encfs peak RSS - cache bound = $(awk -v k="$h" -v b="$CACHE_MB" 'BEGIN { printf "%.1f", k / 1024 - b }') MiB (goal: a few MiB at most)"
 done
+echo "mount bench: load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
