@@ -74,6 +74,7 @@ struct blob_call {
 	size_t max_body;     /* response body bytes kept; a longer body is an error (0: none kept) */
 	int final;           /* run even once the stop flag is set (releasing a lease on the way out) */
 	long deadline_ms;    /* 0: the client's */
+	char *dest;          /* when set, a 2xx body goes here (max_body bytes at most), not into reply */
 };
 
 struct blob_reply {
@@ -134,6 +135,17 @@ char *blob_pagelist_url(const struct blob_client *c, const char *marker);
  * the requests carry If-Match and a different ETag is EXIT_DEVICE ("the blob changed"). */
 int blob_list_segment(struct blob_client *c, struct blob_conn *cn, struct pagelist_walk *w, const char *if_match,
 		      struct err *e);
+
+/* --- reading a range ------------------------------------------------------------------------- */
+
+/* Get Blob of len bytes at offset into buf (len bytes), with If-Match: if_match (may be NULL).
+ * Returns 0 (exactly those bytes in buf), BLOB_CHANGED (412, or a response whose ETag is not
+ * if_match), BLOB_NOT_FOUND (404), or -1 with e filled (401/403 EXIT_DENIED, the rest
+ * EXIT_NETWORK).  *received (may be NULL) grows by the body bytes taken. */
+int blob_get_range(struct blob_client *c, struct blob_conn *cn, uint64_t offset, size_t len, void *buf,
+		   const char *if_match, uint64_t *received, struct err *e);
+/* Parses "bytes A-B/T" (Content-Range); -1 when malformed. */
+int blob_parse_content_range(const char *v, uint64_t *a, uint64_t *b, uint64_t *total);
 
 /* --- writing ------------------------------------------------------------------------------------ */
 

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -18,7 +19,9 @@
 #include "http.h"
 #include "identity.h"
 #include "io.h"
+#include "cache.h"
 #include "log.h"
+#include "mount.h"
 #include "secmem.h"
 #include "upload.h"
 
@@ -32,17 +35,28 @@ static const char usage_text[] =
 	"                   [--deadline SECONDS] [--cacert FILE] [--allow-http] [--force] [-o FILE] URL\n"
 	"       encfs-fetch --upload IMAGE [-v] [--private] [--client-id ID] [-j N] [--timeout SECONDS]\n"
 	"                   [--deadline SECONDS] [--cacert FILE] [--allow-http] [--force] URL\n"
+	"       encfs-fetch --mount DIR [--read-write] [--cache-mb N] [--cache-dir D] [-j N] [--foreground]\n"
+	"                   [--hydrate] [-v] [--private] [--client-id ID] [--timeout SECONDS]\n"
+	"                   [--deadline SECONDS] [--cacert FILE] [--allow-http] URL\n"
 	"\n"
 	"Downloads the Azure blob at URL into FILE, or to standard output in order.  Page blobs:\n"
 	"only the valid page ranges are fetched, in parallel, and left as holes otherwise.\n"
 	"With --upload, creates the page blob at URL from IMAGE instead, sending only the pages\n"
 	"IMAGE holds data in (not holes, not pages of zeros), and checks the blob's page list.\n"
+	"With --mount, serves the blob as the file DIR/data (FUSE), fetched block by block on\n"
+	"demand; prints the serving process's PID once DIR/data is readable.\n"
 	"URL \"-\" reads the URL from standard input (one line): a SAS URL is a credential, which\n"
 	"a command line shows to every process.\n"
 	"\n"
 	"  -o, --output FILE     write FILE (created 0600, sparse); without it, standard output\n"
 	"  -u, --upload IMAGE    upload IMAGE (a regular file) as a new page blob at URL\n"
 	"  -f, --force           replace FILE, or with --upload the blob, if it exists\n"
+	"  -m, --mount DIR       serve the blob as DIR/data until unmounted or sent SIGTERM\n"
+	"  --read-write          with --mount: writes go to the page blob, under a lease\n"
+	"  --cache-mb N          with --mount: the block cache, 16 to 1048576 MiB (default 64)\n"
+	"  --cache-dir D         with --mount: keep the cache in an unnamed file in D, not in memory\n"
+	"  --foreground          with --mount: serve in this process (no PID printed)\n"
+	"  --hydrate             with --mount: fill the cache with every written block, in the background\n"
 	"  --private             authenticate with a managed identity bearer token\n"
 	"  --client-id ID        the user-assigned identity's client id (implies --private)\n"
 	"  -j, --jobs N          requests in flight at once, 1 to 64 (default 8)\n"
@@ -133,8 +147,9 @@ static void catch_signals(void)
 }
 
 struct options {
-	const char *output, *upload, *client_id;
-	int force, use_identity, jobs, allow_http;
+	const char *output, *upload, *client_id, *mount, *cache_dir;
+	int force, use_identity, jobs, allow_http, read_write, foreground, hydrate;
+	long cache_mb;
 	long timeout_ms, deadline_ms;
 };
 
@@ -226,10 +241,15 @@ static int upload(const struct options *o, struct blob_client *blob)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_PRIVATE = 256, OPT_CLIENT_ID, OPT_TIMEOUT, OPT_DEADLINE, OPT_CACERT, OPT_ALLOW_HTTP };
+	enum { OPT_PRIVATE = 256, OPT_CLIENT_ID, OPT_TIMEOUT, OPT_DEADLINE, OPT_CACERT, OPT_ALLOW_HTTP,
+	       OPT_READ_WRITE, OPT_CACHE_MB, OPT_CACHE_DIR, OPT_FOREGROUND, OPT_HYDRATE };
 	static const struct option opts[] = {
 		{"output", required_argument, NULL, 'o'},   {"upload", required_argument, NULL, 'u'},
-		{"force", no_argument, NULL, 'f'},
+		{"force", no_argument, NULL, 'f'},          {"mount", required_argument, NULL, 'm'},
+		{"read-write", no_argument, NULL, OPT_READ_WRITE},
+		{"cache-mb", required_argument, NULL, OPT_CACHE_MB},
+		{"cache-dir", required_argument, NULL, OPT_CACHE_DIR},
+		{"foreground", no_argument, NULL, OPT_FOREGROUND}, {"hydrate", no_argument, NULL, OPT_HYDRATE},
 		{"private", no_argument, NULL, OPT_PRIVATE}, {"client-id", required_argument, NULL, OPT_CLIENT_ID},
 		{"jobs", required_argument, NULL, 'j'},     {"timeout", required_argument, NULL, OPT_TIMEOUT},
 		{"deadline", required_argument, NULL, OPT_DEADLINE},
@@ -237,18 +257,24 @@ int main(int argc, char **argv)
 		{"allow-http", no_argument, NULL, OPT_ALLOW_HTTP},
 		{"verbose", no_argument, NULL, 'v'},        {"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}};
-	struct options o = {.jobs = DEFAULT_JOBS, .timeout_ms = DEFAULT_TIMEOUT_S * 1000L,
+	struct options o = {.jobs = DEFAULT_JOBS, .cache_mb = CACHE_DEFAULT_MB, .timeout_ms = DEFAULT_TIMEOUT_S * 1000L,
 			    .deadline_ms = DEFAULT_DEADLINE_S * 1000L};
 
 	log_init(argv[0]);
 	secmem_init();
 	int c;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "o:u:fj:vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "o:u:m:fj:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'o': o.output = optarg; break;
 		case 'u': o.upload = optarg; break;
 		case 'f': o.force = 1; break;
+		case 'm': o.mount = optarg; break;
+		case OPT_READ_WRITE: o.read_write = 1; break;
+		case OPT_CACHE_MB: o.cache_mb = parse_long_opt("--cache-mb", optarg, CACHE_MIN_MB, CACHE_MAX_MB); break;
+		case OPT_CACHE_DIR: o.cache_dir = optarg; break;
+		case OPT_FOREGROUND: o.foreground = 1; break;
+		case OPT_HYDRATE: o.hydrate = 1; break;
 		case OPT_PRIVATE: o.use_identity = 1; break;
 		case OPT_CLIENT_ID: o.client_id = optarg; o.use_identity = 1; break;
 		case 'j': o.jobs = (int)parse_long_opt("--jobs", optarg, 1, FETCH_MAX_JOBS); break;
@@ -258,7 +284,7 @@ int main(int argc, char **argv)
 		case OPT_ALLOW_HTTP: o.allow_http = 1; break;
 		case 'v': log_more_verbose(); break;
 		case 'h': fputs(usage_text, stdout); return EXIT_OK;
-		default: cli_bad_option(argv, "o:u:fj:vh", opts);
+		default: cli_bad_option(argv, "o:u:m:fj:vh", opts);
 		}
 	}
 	if (optind == argc)
@@ -267,6 +293,21 @@ int main(int argc, char **argv)
 		cli_usage("unexpected argument %s (give exactly one blob URL)", argv[optind + 1]);
 	if (o.upload && o.output)
 		cli_usage("--upload and -o exclude each other (one mode at a time)");
+	if (o.mount && (o.upload || o.output))
+		cli_usage("--mount and %s exclude each other (one mode at a time)", o.upload ? "--upload" : "-o");
+	if (o.mount && o.force)
+		cli_usage("--force does not apply to --mount (the blob is served as it is)");
+	if (!o.mount && (o.read_write || o.cache_dir || o.foreground || o.hydrate))
+		cli_usage("%s needs --mount DIR", o.read_write ? "--read-write" : o.cache_dir ? "--cache-dir" :
+			  o.foreground ? "--foreground" : "--hydrate");
+	struct stat dir_st;
+	if (o.mount && stat(o.mount, &dir_st) != 0)
+		die(EXIT_USAGE, "--mount %s: %s (give an existing, empty directory)", o.mount, strerror(errno));
+	if (o.mount && !S_ISDIR(dir_st.st_mode))
+		die(EXIT_USAGE, "--mount %s: not a directory (give an existing, empty directory)", o.mount);
+	char mount_dir[PATH_MAX];
+	if (o.mount && !realpath(o.mount, mount_dir))
+		die(EXIT_USAGE, "--mount %s: %s", o.mount, strerror(errno));
 	char *url_from_stdin = NULL;
 	const char *url = argv[optind];
 	if (strcmp(url, "-") == 0)
@@ -276,12 +317,12 @@ int main(int argc, char **argv)
 	struct blob_client blob;
 	if (blob_client_init(&blob, url, o.allow_http, o.timeout_ms, o.deadline_ms, &stop_requested, &e) != 0)
 		die_err(&e);
-	blob.writing = o.upload != NULL;
+	blob.writing = o.upload != NULL || o.read_write;
 	if (o.use_identity && strchr(url, '?'))
 		cli_usage("--private and a SAS URL (with a query string) exclude each other (drop one)");
 	if (o.use_identity && strncasecmp(url, "https://", 8) != 0)
 		cli_usage("--private sends a bearer token, which needs an https:// URL");
-	if (!o.upload && !o.output && isatty(STDOUT_FILENO))
+	if (!o.mount && !o.upload && !o.output && isatty(STDOUT_FILENO))
 		die(EXIT_USAGE, "refusing to write blob bytes to a terminal (give -o FILE or redirect "
 			       "standard output)");
 	struct stat old;
@@ -291,6 +332,18 @@ int main(int argc, char **argv)
 		die(EXIT_USAGE, "%s is a directory (--force replaces files only)", o.output);
 
 	http_init();
+	if (o.mount) {
+		/* the bearer token is taken (and renewed) by the serving process */
+		struct mount_config mc = {.blob = &blob, .dir = mount_dir, .read_write = o.read_write,
+					  .foreground = o.foreground, .hydrate = o.hydrate, .jobs = o.jobs,
+					  .cache_mb = (unsigned)o.cache_mb, .cache_dir = o.cache_dir,
+					  .client_id = o.client_id, .use_identity = o.use_identity};
+		signal(SIGPIPE, SIG_IGN);
+		int rc = mount_run(&mc);
+		blob_client_free(&blob);
+		free(url_from_stdin);
+		return rc;
+	}
 	if (o.use_identity) {
 		struct secbuf token = {0};
 		if (identity_token(STORAGE_RESOURCE, o.client_id, &token, &e) != 0 ||

@@ -1,0 +1,1 @@
+encfs-fetch_PKGS := fuse3

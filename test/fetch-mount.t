@@ -1,0 +1,338 @@
+#!/bin/sh
+# encfs-fetch --mount against Azurite (through the fault proxy): DIR/data is the blob (random reads
+# equal it, byte for byte); a read of never-written pages costs no request; a streaming read grows
+# its read-ahead; a blob overwritten behind a reader is EIO and one log line; read-write: random
+# aligned and unaligned writes across block edges, fsync, and the blob fetched straight from
+# Azurite is the expected bytes; SIGKILL after fsync loses nothing; a second read-write mount is
+# refused naming the lease (a read-only one works); SIGTERM writes back, releases the lease and
+# exits 0; a block blob is refused read-write; 503s, resets, cut and stalled answers during reads
+# and writes change nothing; the server's peak memory while reading a whole 2 GiB image stays
+# under its cache bound; usage errors.
+# shellcheck disable=SC1091,SC2154 # lib.sh gives out, err, rc, port
+. "$ENCFS_SRC/test/lib.sh"
+. "$ENCFS_SRC/test/fakes/blobenv.sh"
+
+blob_env_ready || skip_all "Azurite or the Azure SDK missing (run make deps)"
+command -v encfs-fetch >/dev/null || bail "encfs-fetch not built"
+[ -c /dev/fuse ] && [ "$(id -u)" -eq 0 ] && command -v fusermount3 >/dev/null ||
+	skip_all "FUSE not usable here (needs /dev/fuse, root and fusermount3)"
+
+KiB=1024
+MiB=1048576
+
+# every mount made here is gone at exit, whatever happened
+_mounts=""
+mnt_cleanup() {
+	for _m in $_mounts; do
+		mountpoint -q "$_m" 2>/dev/null && { fusermount3 -u "$_m" 2>/dev/null || umount -l "$_m" 2>/dev/null; }
+	done
+	for _p in $_servers; do
+		kill -0 "$_p" 2>/dev/null && kill -KILL "$_p" 2>/dev/null
+	done
+	_cleanup
+}
+_servers=""
+trap mnt_cleanup EXIT
+
+azurite_start az http
+proxy_start "http://127.0.0.1:$az_port"
+pep=http://127.0.0.1:$proxy_port/$AZ_ACCOUNT
+blobjs container "$az_ep" img || bail "cannot create the container"
+
+stat_of() { json_get "$(proxy_ctl GET /_stats)" "$1" 2>/dev/null || echo 0; }
+fault() { proxy_ctl POST /_fault "$1" >/dev/null || bail "cannot set fault $1"; }
+lease_state() { json_get "$(blobjs props "$az_ep" img "$1")" leaseState; }
+
+# put IMAGE BLOB: IMAGE uploaded as the page blob BLOB (straight to Azurite)
+put() {
+	blobjs sas-write "$az_ep" img "$2" >"$T/put.url" || bail "no SAS"
+	encfs-fetch --allow-http --force --upload "$1" - <"$T/put.url" 2>"$T/put.err" || {
+		cat "$T/put.err" >&2
+		bail "cannot upload $2"
+	}
+}
+
+# got BLOB FILE: the blob downloaded straight from Azurite into FILE
+got() {
+	rm -f "$2"
+	blobjs sas "$az_ep" img "$1" >"$T/get.url" || bail "no SAS"
+	encfs-fetch --allow-http -o "$2" - <"$T/get.url" 2>"$T/get.err" || echo "download of $1 failed: $(cat "$T/get.err")" >&2
+}
+
+# mnt NAME BLOB ARGS...: mounts BLOB (through the proxy: a read SAS, or a write SAS with
+# --read-write) on $T/NAME; the tool's status in $rc, the server's PID in $mpid, its log in
+# $T/NAME.err
+mnt() {
+	_n=$1 _b=$2
+	shift 2
+	mkdir -p "$T/$_n"
+	case " $* " in
+	*" --read-write "*) blobjs sas-write "$pep" img "$_b" >"$T/$_n.url" ;;
+	*) blobjs sas "$pep" img "$_b" >"$T/$_n.url" ;;
+	esac
+	rc=0
+	mpid=$(within 120 encfs-fetch --allow-http --timeout 2 --deadline 30 --mount "$T/$_n" "$@" - \
+		<"$T/$_n.url" 2>"$T/$_n.err") || rc=$?
+	_mounts="$_mounts $T/$_n"
+	[ -n "$mpid" ] && _servers="$_servers $mpid"
+	err=$(cat "$T/$_n.err")
+}
+
+# umnt NAME PID: unmounts and waits (30 s at most) for the server to end
+gone() { ! kill -0 "$1" 2>/dev/null; }
+umnt() {
+	fusermount3 -u "$T/$1" || umount "$T/$1"
+	await 30 "the server of $1 ends after the unmount" gone "$2"
+}
+
+# cmp_py FILE EXPECTED N SEED: N random reads (offsets and lengths, some across block edges) of
+# FILE equal EXPECTED's bytes there; prints "ok" or the first difference
+cmp_py() {
+	"$PYTHON" - "$@" <<'EOF'
+import os, random, sys
+f, e, n, seed = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+rnd = random.Random(seed)
+fd, ed = os.open(f, os.O_RDONLY), os.open(e, os.O_RDONLY)
+size = os.fstat(ed).st_size
+for i in range(n):
+    ln = rnd.choice([1, 511, 4096, 65536, 1048576 + 1, 3 << 20])
+    off = rnd.randrange(0, size - ln)
+    if rnd.random() < 0.3:
+        off = (off >> 20 << 20) - rnd.randrange(0, 600)  # across a block edge
+        off = max(off, 0)
+    a, b = os.pread(fd, ln, off), os.pread(ed, ln, off)
+    if a != b:
+        print("differs at %d+%d" % (off, ln))
+        sys.exit(0)
+print("ok")
+EOF
+}
+
+# writes_py FILE EXPECTED N SEED [nosync]: N random writes (aligned and not, 1 byte to 3 MiB, many
+# across block edges) into FILE and EXPECTED, then fsync(FILE); prints "fsync ok" or the error
+writes_py() {
+	"$PYTHON" - "$@" <<'EOF'
+import os, random, sys
+f, e, n, seed = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+rnd = random.Random(seed)
+fd, ed = os.open(f, os.O_RDWR), os.open(e, os.O_RDWR)
+size = os.fstat(ed).st_size
+try:
+    for i in range(n):
+        ln = rnd.choice([1, 100, 512, 4096, 70000, (1 << 20) + 333, 3 << 20])
+        off = rnd.randrange(0, size - ln)
+        if rnd.random() < 0.3:
+            off -= off % 512
+        elif rnd.random() < 0.3:
+            off = max((off >> 20 << 20) - rnd.randrange(1, 700), 0)
+        data = rnd.randbytes(ln)
+        if os.pwrite(fd, data, off) != ln:
+            print("short write")
+            sys.exit(0)
+        os.pwrite(ed, data, off)
+    if len(sys.argv) > 5:
+        print("written")
+        sys.exit(0)
+    os.fsync(fd)
+    print("fsync ok")
+except OSError as x:
+    print("error: %s" % x.strerror)
+EOF
+}
+
+# --- reads ----------------------------------------------------------------------------------
+# 64 MiB with data at odd places: block 0, a run across blocks 3-5, a page at 60 MiB + 4 KiB,
+# the last 300 bytes; the rest never written
+sparse_file "$T/img" $((64 * MiB)) 0:1000 $((3 * MiB + 100)):$((2 * MiB)) $((60 * MiB + 4 * KiB)):4096 \
+	$((64 * MiB - 300)):300
+put "$T/img" a
+proxy_reset
+mnt ro a
+is "$rc" 0 "read-only mount: exit 0 once DIR/data is readable"
+case $mpid in '' | *[!0-9]*) r=1 ;; *) kill -0 "$mpid" && r=0 || r=1 ;; esac
+ok "$r" "the serving process's PID on standard output ($mpid)"
+is "$(stat -c '%s %a' "$T/ro/data")" "$((64 * MiB)) 400" "DIR/data: the blob's size, mode 0400"
+is "$(stat_of by_kind.range.requests)" 0 "ready after the properties and the page list: no data fetched yet"
+dd if="$T/ro/data" of=/dev/null bs=64k skip=$((10 * 16)) count=160 2>/dev/null
+is "$(stat_of by_kind.range.requests)" 0 "a read of 10 MiB of never-written pages (read ahead too) costs no request"
+is "$(cmp_py "$T/ro/data" "$T/img" 300 1)" ok "300 random reads (some across block edges) equal the blob"
+is "$(sha256 "$T/ro/data")" "$(sha256 "$T/img")" "the whole of DIR/data is the blob"
+is "$(stat_of by_kind.range.requests)" 6 "only the 6 blocks holding data were fetched, each once"
+is "$(stat_of by_kind.range.max_sent)" 0 "no request body on reads"
+"$PYTHON" -c 'import json, sys
+log = json.load(sys.stdin)
+print(all(r["if_match"] for r in log if r["kind"] == "range"))' <<EOF >"$T/ifm"
+$(proxy_ctl GET /_log)
+EOF
+is "$(cat "$T/ifm")" True "every ranged GET carries If-Match"
+touch "$T/ro/data" 2>/dev/null
+rc=0
+printf x | dd of="$T/ro/data" conv=notrunc 2>/dev/null || rc=$?
+ok "$([ "$rc" -ne 0 ] && echo 0 || echo 1)" "read-only: a write is refused"
+
+unlike "$(cat "$T/ro.err")" "sig=" "no SAS signature in the log"
+umnt ro "$mpid"
+ok "$(mountpoint -q "$T/ro" && echo 1 || echo 0)" "fusermount3 -u: unmounted, the server ended"
+
+# a blob changed behind the mount: EIO, and one log line naming it
+mnt ro a
+random_file "$T/other" $MiB
+blobjs put-page-at "$az_ep" img a $((4 * MiB)) "$T/other" >/dev/null || bail "put-page-at failed"
+# block 4 was not read yet: its GET carries the ETag seen at mount
+rc=0
+dd if="$T/ro/data" of=/dev/null bs=1M skip=4 count=1 2>"$T/dd.err" || rc=$?
+ok "$([ "$rc" -ne 0 ] && echo 0 || echo 1)" "blob overwritten behind the reader: the read fails"
+like "$(cat "$T/dd.err")" "Input/output error" "... with EIO"
+dd if="$T/ro/data" of=/dev/null bs=1M skip=0 count=1 2>/dev/null && r=0 || r=1
+is "$r" 1 "... and so does any later read from the blob (never mixed versions)"
+is "$(grep -c 'changed behind the mount' "$T/ro.err")" 1 "one log line: $(grep 'changed behind' "$T/ro.err" | cut -c1-160)"
+umnt ro "$mpid"
+
+# --- read-ahead and faults during reads -----------------------------------------------------------
+random_file "$T/dense" $((24 * MiB))
+put "$T/dense" dense
+proxy_reset
+mnt ra dense -j 4
+dd if="$T/ra/data" of=/dev/null bs=128k count=64 2>/dev/null # 8 MiB, a streaming reader
+"$PYTHON" -c 'import json, sys
+log = [r for r in json.load(sys.stdin) if r["kind"] == "range"]
+# read-ahead: requests start before the reader reaches them, so several are in flight at once
+inflight = max(sum(1 for o in log if o["t"] <= r["t"] < (o["t_end"] or 1e18)) for r in log)
+print("%d %d" % (len(log), inflight))' <<EOF >"$T/ra.json"
+$(proxy_ctl GET /_log)
+EOF
+read -r n inflight <"$T/ra.json"
+ok "$([ "$n" -gt 8 ] && [ "$inflight" -ge 2 ] && echo 0 || echo 1)" "a streaming read is read ahead: $n GETs for 8 MiB read, up to $inflight in flight"
+umnt ra "$mpid"
+
+proxy_reset
+mnt faults dense -j 4
+fault '{"kind": "range", "action": "status", "status": 503, "retry_after": 0, "count": 3}'
+fault '{"kind": "range", "action": "reset", "skip": 3, "count": 2}'
+fault '{"kind": "range", "action": "cut", "after": 300000, "skip": 6, "count": 2}'
+fault '{"kind": "range", "action": "short", "after": 1000, "skip": 9, "count": 1}'
+fault '{"kind": "range", "action": "stall", "after": 100, "delay": 30, "skip": 11, "count": 1}'
+is "$(cmp_py "$T/faults/data" "$T/dense" 60 2)" ok "503s, resets, cut, short and stalled answers during reads: the bytes are still right"
+ok "$([ "$(stat_of faults)" -ge 9 ] && echo 0 || echo 1)" "the faults were hit ($(stat_of faults))"
+umnt faults "$mpid"
+
+# --- read-write --------------------------------------------------------------------------------
+sparse_file "$T/rwimg" $((32 * MiB)) 0:4096 $((5 * MiB - 10)):$((3 * MiB)) $((20 * MiB)):512
+put "$T/rwimg" rw
+cp "$T/rwimg" "$T/rw.want"
+proxy_reset
+mnt rw rw --read-write
+rwpid=$mpid
+is "$rc" 0 "read-write mount: exit 0"
+is "$(stat -c %a "$T/rw/data")" 600 "read-write: DIR/data is mode 0600"
+is "$(lease_state rw)" leased "the blob is leased while mounted read-write"
+is "$(writes_py "$T/rw/data" "$T/rw.want" 120 3)" "fsync ok" "120 random writes (aligned, unaligned, across block edges), fsync"
+got rw "$T/rw.got"
+is "$(sha256 "$T/rw.got")" "$(sha256 "$T/rw.want")" "after fsync the blob (straight from Azurite) is the expected bytes"
+ok "$([ "$(stat_of by_kind.page.max_sent)" -le $((4 * MiB)) ] && echo 0 || echo 1)" "no Put Page over 4 MiB"
+is "$(cmp_py "$T/rw/data" "$T/rw.want" 100 4)" ok "reads through the mount see the writes"
+
+# a second writer is refused, naming the lease; a reader is not
+mnt rw2 rw --read-write
+is "$rc" 8 "a second read-write mount of the blob is refused (exit 8)"
+like "$err" "holds a lease on it" "... the message says a lease is held"
+like "$err" "expires within 60 s" "... and when it would expire"
+ok "$(mountpoint -q "$T/rw2" && echo 1 || echo 0)" "... and leaves no mount behind"
+mnt rw3 rw
+is "$rc" 0 "a read-only mount of the leased blob works"
+umnt rw3 "$mpid"
+
+# close is a sync point too
+"$PYTHON" -c 'import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY); os.pwrite(fd, b"closed", 7 * 1048576 + 3); os.close(fd)' "$T/rw/data"
+printf closed | dd of="$T/rw.want" bs=1 seek=$((7 * MiB + 3)) conv=notrunc 2>/dev/null
+got rw "$T/rw.got"
+is "$(sha256 "$T/rw.got")" "$(sha256 "$T/rw.want")" "close(2) returned: the write is in the blob"
+
+# faults during writes: the bytes still arrive
+proxy_reset
+fault '{"kind": "page", "action": "status", "status": 503, "retry_after": 0, "count": 3}'
+fault '{"kind": "page", "action": "reset", "skip": 3, "count": 2}'
+fault '{"kind": "page", "action": "cut_request", "skip": 6, "count": 2}'
+fault '{"kind": "page", "action": "drop", "skip": 9, "count": 2}'
+fault '{"kind": "page", "action": "stall", "delay": 30, "skip": 12, "count": 1}'
+is "$(writes_py "$T/rw/data" "$T/rw.want" 60 5)" "fsync ok" "503s, resets, cut uploads, lost answers and a stall during writes: fsync still succeeds"
+got rw "$T/rw.got"
+is "$(sha256 "$T/rw.got")" "$(sha256 "$T/rw.want")" "... and the blob is the expected bytes"
+ok "$([ "$(stat_of faults)" -ge 9 ] && echo 0 || echo 1)" "the faults were hit ($(stat_of faults))"
+
+# SIGKILL after fsync loses nothing
+proxy_reset
+is "$(writes_py "$T/rw/data" "$T/rw.want" 40 6)" "fsync ok" "more writes, fsync"
+kill -KILL "$rwpid"
+await 10 "the killed server is gone" gone "$rwpid"
+umount -l "$T/rw" 2>/dev/null
+got rw "$T/rw.got"
+is "$(sha256 "$T/rw.got")" "$(sha256 "$T/rw.want")" "SIGKILL right after fsync: the blob holds every byte written"
+
+# SIGTERM: writes not yet synced go back, the lease is released, exit 0
+sparse_file "$T/tm" $((16 * MiB)) 0:4096
+put "$T/tm" term
+cp "$T/tm" "$T/tm.want"
+mkdir -p "$T/term"
+blobjs sas-write "$pep" img term >"$T/term.url"
+encfs-fetch --allow-http --mount "$T/term" --read-write --foreground - <"$T/term.url" 2>"$T/term.err" &
+fpid=$!
+_mounts="$_mounts $T/term"
+_servers="$_servers $fpid"
+await 30 "the foreground mount serves" test -s "$T/term/data"
+is "$(writes_py "$T/term/data" "$T/tm.want" 30 7 nosync)" written "30 writes, no fsync"
+kill -TERM "$fpid"
+rc=0
+within 60 sh -c 'while kill -0 '"$fpid"' 2>/dev/null; do sleep 0.1; done'
+wait "$fpid" || rc=$?
+is "$rc" 0 "SIGTERM: the server writes back and exits 0"
+got term "$T/tm.got"
+is "$(sha256 "$T/tm.got")" "$(sha256 "$T/tm.want")" "... every write is in the blob"
+is "$(lease_state term)" available "... and the lease is released"
+ok "$(mountpoint -q "$T/term" && echo 1 || echo 0)" "... and unmounted"
+
+# a block blob: read-only works, read-write is refused with what to do
+random_file "$T/bb" $((3 * MiB + 5))
+blobjs put-block "$az_ep" img bb "$T/bb" >/dev/null || bail "put-block failed"
+mnt bbro bb
+is "$(sha256 "$T/bbro/data")" "$(sha256 "$T/bb")" "a block blob mounted read-only reads as itself"
+umnt bbro "$mpid"
+mnt bbrw bb --read-write
+is "$rc" 3 "a block blob mounted read-write: refused (exit 3)"
+like "$err" "only a page blob takes writes" "... saying why"
+like "$err" "encfs-fetch --upload" "... and what to do"
+
+# --- memory: a whole 2 GiB image read through a 32 MiB cache --------------------------------------
+if grep -q __asan_init "$(command -v encfs-fetch)"; then
+	skip "built with AddressSanitizer: its shadow memory says nothing about ours"
+else
+	set --
+	i=0
+	while [ $i -lt 2048 ]; do
+		set -- "$@" $((i * MiB)):$MiB
+		i=$((i + 16))
+	done
+	sparse_file "$T/big" $((2048 * MiB)) 0:$((64 * MiB)) "$@"
+	put "$T/big" big
+	want=$(sha256 "$T/big")
+	rm -f "$T/big"
+	mnt big big --cache-mb 32 -j 8
+	sum=$(stage cat cat "$T/big/data" | sha256sum | cut -d' ' -f1)
+	hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$mpid/status")
+	is "$(stage_rc cat):$sum" "0:$want" "a 2 GiB image read whole through the mount: the blob's bytes"
+	diag "peak RSS of the server reading 2 GiB with --cache-mb 32: $hwm KiB"
+	ok "$([ "$hwm" -lt $(((32 + 24) * 1024)) ] && echo 0 || echo 1)" "the server's peak RSS (${hwm} KiB) stays under the 32 MiB cache plus 24 MiB"
+	umnt big "$mpid"
+fi
+
+# --- usage -------------------------------------------------------------------------------------
+run encfs-fetch --mount "$T/nowhere" "$pep/img/a"
+is "$rc" 2 "a mount point that does not exist: exit 2"
+like "$err" "give an existing, empty directory" "... saying what to give"
+run encfs-fetch --read-write "$pep/img/a"
+is "$rc" 2 "--read-write without --mount: exit 2"
+run encfs-fetch --mount "$T" --cache-mb 1 "$pep/img/a"
+is "$rc" 2 "--cache-mb below 16: exit 2"
+
+done_testing
