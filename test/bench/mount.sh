@@ -13,6 +13,10 @@
 # the benchmark may (root), dropped page caches; Azurite's files are then read back into the page
 # cache, so that every tool meets a warm server and a cold client.  Every read is checked: the
 # SHA-256 of what was read equals the blob's (a fast wrong answer is reported as WRONG BYTES).
+# A read that does not end in BENCH_TIMEOUT seconds (default 120) is stopped and counted as failed
+# (rclone 1.60's readers were seen to hang for good here in both cache modes, in random reads:
+# goroutines waiting in asyncreader.fill with no request open); failed measurements are left out
+# of the figures and counted beside them.
 # Without encfs-fetch --mount (an older build) the rclone figures are printed alone.
 # shellcheck disable=SC1091,SC2154 # lib.sh gives out, err, rc, port
 set -u
@@ -25,6 +29,7 @@ command -v rclone >/dev/null || { echo "mount bench: rclone missing (run make de
 RUNS=${BENCH_RUNS:-3}
 READS=${BENCH_READS:-1000}
 CACHE_MB=${BENCH_CACHE_MB:-64}
+LIMIT=${BENCH_TIMEOUT:-120}
 MiB=1048576
 
 ours=encfs
@@ -114,13 +119,20 @@ hwm() {
 	awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status"
 }
 
-# umnt DIR: unmounts DIR and waits (up to 60 s) for the server to end
+# umnt DIR: unmounts DIR and waits for the server to end (after 30 s, SIGTERM; 10 s more, SIGKILL)
 umnt() {
 	fusermount3 -u "$1" 2>/dev/null || fusermount -u "$1" || echo "mount bench: cannot unmount $1" >&2
 	_i=0
 	while kill -0 "$pid" 2>/dev/null; do
 		_i=$((_i + 1))
-		[ $_i -gt 600 ] && { echo "mount bench: the server of $1 did not end" >&2; break; }
+		if [ $_i -eq 300 ]; then
+			echo "mount bench: the server of $1 did not end in 30 s after the unmount: SIGTERM" >&2
+			kill "$pid"
+		elif [ $_i -eq 400 ]; then
+			echo "mount bench: the server of $1 did not end: SIGKILL" >&2
+			kill -9 "$pid"
+			fusermount3 -u -z "$1" 2>/dev/null
+		fi
 		sleep 0.1
 	done
 	wait "$pid" 2>/dev/null
@@ -143,25 +155,52 @@ order() {
 	echo "$@"
 }
 
+# failed KIND TOOL WHY: a measurement that gave no figure (counted, said on stderr)
+failed() {
+	echo "mount bench: $2 $1: $3" >&2
+	echo "$3" >>"$T/failed.$1.$2"
+}
+
+# nfailed KIND TOOL: how many measurements of KIND by TOOL gave no figure
+nfailed() {
+	if [ -f "$T/failed.$1.$2" ]; then wc -l <"$T/failed.$1.$2" | tr -d ' '; else echo 0; fi
+}
+
 # 1. sequential
 seq_once() {
 	cold
 	_t0=$(now_ms)
 	mnt "$1" dense "$T/m"
 	_t1=$(now_ms)
-	dd if="$file" of="$SHM/got" bs=1M 2>"$T/dd.err" || { cat "$T/dd.err" >&2; echo "mount bench: dd of $1 failed" >&2; }
+	_rc=0
+	timeout -k 5 "$LIMIT" dd if="$file" of="$SHM/got" bs=1M 2>"$T/dd.err" || _rc=$?
 	_t2=$(now_ms)
 	_h=$(hwm)
 	umnt "$T/m"
-	[ "$(sha256 "$SHM/got")" = "$sum_dense" ] || echo "mount bench: $1 sequential: WRONG BYTES" >&2
+	if [ $_rc -ne 0 ]; then
+		failed seq "$1" "dd exit $_rc (124: no end in $LIMIT s): $(tail -n 1 "$T/dd.err")"
+	elif [ "$(sha256 "$SHM/got")" != "$sum_dense" ]; then
+		failed seq "$1" "WRONG BYTES"
+	else
+		echo $((_t1 - _t0)) >>"$T/ready.$1"
+		echo $((_t2 - _t1)) >>"$T/seq.$1"
+		echo "$_h" >>"$T/hwm.$1"
+	fi
 	rm -f "$SHM/got"
-	echo $((_t1 - _t0)) >>"$T/ready.$1"
-	echo $((_t2 - _t1)) >>"$T/seq.$1"
-	echo "$_h" >>"$T/hwm.$1"
 }
 
+# median FILE: the median of the numbers in FILE ("-" without any)
 median() {
-	sort -n "$1" | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+	if [ -s "$1" ]; then
+		sort -n "$1" | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+	else
+		echo -
+	fi
+}
+
+# div A B FORMAT: A / B, or "-" when either is missing
+div() {
+	case $1$2 in *-*) echo - ;; *) awk -v a="$1" -v b="$2" -v f="$3" 'BEGIN { printf f, a / b }' ;; esac
 }
 
 r=0
@@ -170,16 +209,15 @@ while [ $r -lt "$RUNS" ]; do
 	r=$((r + 1))
 done
 echo "mount bench: sequential read of 512 MiB (dd bs=1M), median of $RUNS round(s)"
-printf '  %-12s %9s %9s %8s %9s %13s\n' tool seconds MiB/s ours/it "ready ms" "peak RSS MiB"
+printf '  %-12s %9s %9s %8s %9s %13s %7s\n' tool seconds MiB/s ours/it "ready ms" "peak RSS MiB" failed
 best=
 for tool in $tools; do
 	t=$(median "$T/seq.$tool")
 	ratio=-
-	[ -n "$ours" ] && ratio=$(awk -v a="$(median "$T/seq.$ours")" -v b="$t" 'BEGIN { printf "%.2f", a / b }')
-	printf '  %-12s %9s %9s %8s %9s %13s\n' "$tool" "$(awk -v t="$t" 'BEGIN { printf "%.2f", t / 1000 }')" \
-		"$(awk -v t="$t" 'BEGIN { printf "%.0f", 512000 / t }')" "$ratio" "$(median "$T/ready.$tool")" \
-		"$(awk -v k="$(median "$T/hwm.$tool")" 'BEGIN { printf "%.1f", k / 1024 }')"
-	case $tool in rclone-*)
+	[ -n "$ours" ] && ratio=$(div "$(median "$T/seq.$ours")" "$t" %.2f)
+	printf '  %-12s %9s %9s %8s %9s %13s %7s\n' "$tool" "$(div "$t" 1000 %.2f)" "$(div 512000 "$t" %.0f)" \
+		"$ratio" "$(median "$T/ready.$tool")" "$(div "$(median "$T/hwm.$tool")" 1024 %.1f)" "$(nfailed seq "$tool")"
+	case $tool$t in rclone-*-) ;; rclone-*)
 		if [ -z "$best" ] || [ "$t" -lt "$best" ]; then best=$t bestname=$tool; fi ;;
 	esac
 done
@@ -197,19 +235,26 @@ while [ $r -lt "$RUNS" ]; do
 done
 t=$(median "$T/seq.download")
 echo "  (encfs-fetch -o, the whole blob downloaded, for reference: $(awk -v t="$t" 'BEGIN { printf "%.2f s, %.0f MiB/s", t / 1000, 512000 / t }'))"
-if [ -n "$ours" ]; then
-	ratio=$(awk -v a="$(median "$T/seq.$ours")" -v b="$best" 'BEGIN { printf "%.2f", a / b }')
-	echo "  sequential: encfs/best rclone ($bestname) = $ratio (goal <= 0.8: $(awk -v r="$ratio" 'BEGIN { print (r <= 0.8) ? "met" : "NOT met" }'))"
+if [ -n "$ours" ] && [ -n "$best" ]; then
+	ratio=$(div "$(median "$T/seq.$ours")" "$best" %.2f)
+	[ "$ratio" = - ] || echo "  sequential: encfs/best rclone ($bestname) = $ratio (goal <= 0.8: $(awk -v r="$ratio" 'BEGIN { print (r <= 0.8) ? "met" : "NOT met" }'))"
 fi
 
 # 2. random 4 KiB reads
 rand_once() {
 	cold
 	mnt "$1" dense "$T/m"
-	_o=$("$PYTHON" "$ENCFS_SRC/test/bench/randread.py" "$file" "$READS" 12 --lat "$T/lat.$1") ||
-		echo "mount bench: random reads of $1 failed" >&2
+	_rc=0
+	_o=$(timeout -k 5 "$LIMIT" "$PYTHON" "$ENCFS_SRC/test/bench/randread.py" "$file" "$READS" 12 --lat "$T/lat.new") || _rc=$?
 	umnt "$T/m"
-	[ "${_o%% *}" = "$want_rand" ] || echo "mount bench: $1 random reads: WRONG BYTES" >&2
+	if [ $_rc -ne 0 ]; then
+		failed rand "$1" "randread.py exit $_rc (124: no end in $LIMIT s)"
+	elif [ "${_o%% *}" != "$want_rand" ]; then
+		failed rand "$1" "WRONG BYTES"
+	else
+		cat "$T/lat.new" >>"$T/lat.$1"
+	fi
+	rm -f "$T/lat.new"
 }
 
 r=0
@@ -219,27 +264,31 @@ while [ $r -lt "$RUNS" ]; do
 done
 # pct FILE P: the P-th percentile (nearest rank) of the numbers in FILE
 pct() {
-	sort -n "$1" | awk -v p="$2" '{ a[NR] = $1 } END { k = int((p * NR + 99) / 100); if (k < 1) k = 1; print a[k] }'
+	if [ -s "$1" ]; then
+		sort -n "$1" | awk -v p="$2" '{ a[NR] = $1 } END { k = int((p * NR + 99) / 100); if (k < 1) k = 1; print a[k] }'
+	else
+		echo -
+	fi
 }
 echo "mount bench: $READS random 4 KiB reads a round, $RUNS round(s) pooled, latency in ms"
-printf '  %-12s %8s %8s %8s %8s %10s\n' tool p50 p99 max mean "p99 ours/it"
+printf '  %-12s %8s %8s %8s %8s %11s %7s\n' tool p50 p99 max mean "p99 ours/it" failed
 best=
 for tool in $tools; do
 	p99=$(pct "$T/lat.$tool" 99)
 	ratio=-
-	[ -n "$ours" ] && ratio=$(awk -v a="$(pct "$T/lat.$ours" 99)" -v b="$p99" 'BEGIN { printf "%.2f", a / b }')
-	printf '  %-12s %8s %8s %8s %8s %10s\n' "$tool" \
-		"$(awk -v t="$(pct "$T/lat.$tool" 50)" 'BEGIN { printf "%.3f", t / 1000 }')" \
-		"$(awk -v t="$p99" 'BEGIN { printf "%.3f", t / 1000 }')" \
-		"$(awk -v t="$(pct "$T/lat.$tool" 100)" 'BEGIN { printf "%.3f", t / 1000 }')" \
-		"$(awk '{ s += $1 } END { printf "%.3f", s / NR / 1000 }' "$T/lat.$tool")" "$ratio"
-	case $tool in rclone-*)
+	[ -n "$ours" ] && ratio=$(div "$(pct "$T/lat.$ours" 99)" "$p99" %.2f)
+	mean=-
+	[ -s "$T/lat.$tool" ] && mean=$(awk '{ s += $1 } END { printf "%.0f", s / NR }' "$T/lat.$tool")
+	printf '  %-12s %8s %8s %8s %8s %11s %7s\n' "$tool" "$(div "$(pct "$T/lat.$tool" 50)" 1000 %.3f)" \
+		"$(div "$p99" 1000 %.3f)" "$(div "$(pct "$T/lat.$tool" 100)" 1000 %.3f)" "$(div "$mean" 1000 %.3f)" \
+		"$ratio" "$(nfailed rand "$tool")"
+	case $tool$p99 in rclone-*-) ;; rclone-*)
 		if [ -z "$best" ] || [ "$p99" -lt "$best" ]; then best=$p99 bestname=$tool; fi ;;
 	esac
 done
-if [ -n "$ours" ]; then
-	ratio=$(awk -v a="$(pct "$T/lat.$ours" 99)" -v b="$best" 'BEGIN { printf "%.2f", a / b }')
-	echo "  random p99: encfs/best rclone ($bestname) = $ratio (goal < 1: $(awk -v r="$ratio" 'BEGIN { print (r < 1) ? "met" : "NOT met" }'))"
+if [ -n "$ours" ] && [ -n "$best" ]; then
+	ratio=$(div "$(pct "$T/lat.$ours" 99)" "$best" %.2f)
+	[ "$ratio" = - ] || echo "  random p99: encfs/best rclone ($bestname) = $ratio (goal < 1: $(awk -v r="$ratio" 'BEGIN { print (r < 1) ? "met" : "NOT met" }'))"
 fi
 
 # 3. memory over a whole read of 2 GiB
@@ -249,7 +298,7 @@ blobjs put-page "$ep" pub big "$T/big" >/dev/null || bail "cannot upload big"
 sum_big=$(sha256 "$T/big")
 rm -f "$T/big"
 echo "mount bench: peak RSS over a whole read of 2 GiB (dd bs=1M | sha256sum)"
-printf '  %-12s %9s %13s %12s\n' tool seconds "peak RSS MiB" "bound MiB"
+printf '  %-12s %9s %13s %10s  %s\n' tool seconds "peak RSS MiB" "bound MiB" check
 for tool in $ours rclone-off; do
 	cold
 	mnt_opts=
@@ -257,16 +306,21 @@ for tool in $ours rclone-off; do
 	mnt "$tool" big "$T/m"
 	mnt_opts=
 	_t0=$(now_ms)
-	sum=$(stage dd dd if="$file" bs=1M 2>"$T/dd.err" | sha256sum | cut -d' ' -f1)
+	sum=$(stage dd timeout -k 5 "$LIMIT" dd if="$file" bs=1M 2>"$T/dd.err" | sha256sum | cut -d' ' -f1)
 	_t1=$(now_ms)
-	[ "$(stage_rc dd)" = 0 ] || { cat "$T/dd.err" >&2; echo "mount bench: dd of $tool failed" >&2; }
+	_rc=$(stage_rc dd)
 	h=$(hwm)
 	umnt "$T/m"
-	[ "$sum" = "$sum_big" ] || echo "mount bench: $tool 2 GiB read: WRONG BYTES" >&2
+	if [ "$_rc" != 0 ]; then
+		check="FAILED: dd exit $_rc (124: no end in $LIMIT s): $(tail -n 1 "$T/dd.err")"
+	elif [ "$sum" != "$sum_big" ]; then
+		check="WRONG BYTES"
+	else
+		check="sha256 ok"
+	fi
 	bound=-
 	[ "$tool" = encfs ] && bound=$CACHE_MB
-	printf '  %-12s %9s %13s %12s\n' "$tool" "$(awk -v t=$((_t1 - _t0)) 'BEGIN { printf "%.2f", t / 1000 }')" \
-		"$(awk -v k="$h" 'BEGIN { printf "%.1f", k / 1024 }')" "$bound"
+	printf '  %-12s %9s %13s %10s  %s\n' "$tool" "$(div $((_t1 - _t0)) 1000 %.2f)" "$(div "$h" 1024 %.1f)" "$bound" "$check"
 	[ "$tool" = encfs ] && echo "  encfs peak RSS - cache bound = $(awk -v k="$h" -v b="$CACHE_MB" 'BEGIN { printf "%.1f", k / 1024 - b }') MiB (goal: a few MiB at most)"
 done
 echo "mount bench: load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
