@@ -14,8 +14,9 @@
 
 blob_env_ready || skip_all "Azurite or the Azure SDK missing (run make deps)"
 command -v encfs-fetch >/dev/null || bail "encfs-fetch not built"
-[ -c /dev/fuse ] && [ "$(id -u)" -eq 0 ] && command -v fusermount3 >/dev/null ||
+if ! [ -c /dev/fuse ] || [ "$(id -u)" -ne 0 ] || ! command -v fusermount3 >/dev/null; then
 	skip_all "FUSE not usable here (needs /dev/fuse, root and fusermount3)"
+fi
 
 KiB=1024
 MiB=1048576
@@ -242,6 +243,15 @@ mnt rw3 rw
 is "$rc" 0 "a read-only mount of the leased blob works"
 umnt rw3 "$mpid"
 
+# O_DIRECT (as a loop device with direct I/O opens its file): written, synced, read back
+head -c $((64 * KiB)) /dev/urandom >"$T/direct"
+rc=0
+dd if="$T/direct" of="$T/rw/data" bs=4096 seek=$((9 * 256 + 1)) oflag=direct conv=notrunc,fsync 2>"$T/dd.err" || rc=$?
+is "$rc" 0 "O_DIRECT writes and fsync: accepted"
+dd if="$T/direct" of="$T/rw.want" bs=4096 seek=$((9 * 256 + 1)) conv=notrunc 2>/dev/null
+is "$(dd if="$T/rw/data" bs=4096 skip=$((9 * 256 + 1)) count=16 iflag=direct 2>/dev/null | sha256sum | cut -d' ' -f1)" \
+	"$(sha256 "$T/direct")" "O_DIRECT reads see them"
+
 # close is a sync point too
 "$PYTHON" -c 'import os, sys
 fd = os.open(sys.argv[1], os.O_WRONLY); os.pwrite(fd, b"closed", 7 * 1048576 + 3); os.close(fd)' "$T/rw/data"
@@ -292,6 +302,48 @@ is "$(sha256 "$T/tm.got")" "$(sha256 "$T/tm.want")" "... every write is in the b
 is "$(lease_state term)" available "... and the lease is released"
 ok "$(mountpoint -q "$T/term" && echo 1 || echo 0)" "... and unmounted"
 
+# a Put Page that fails for good: EIO at the next fsync, and at every one after it
+sparse_file "$T/wf" $((8 * MiB)) 0:4096
+put "$T/wf" wf
+cp "$T/wf" "$T/wf.want"
+mnt wfm wf --read-write
+proxy_reset
+fault '{"kind": "page", "action": "status", "status": 403, "count": -1}'
+is "$(writes_py "$T/wfm/data" "$T/wf.want" 5 8)" "error: Input/output error" "Put Page refused (403): fsync fails with EIO"
+proxy_reset
+is "$(writes_py "$T/wfm/data" "$T/wf.want" 1 9)" "error: Input/output error" "... and so does the next, the failure sticks"
+like "$(cat "$T/wfm.err")" "HTTP 403" "the log says what failed"
+fusermount3 -u "$T/wfm"
+await 60 "the failed writer ends" gone "$mpid"
+
+# the lease broken by someone else: our writes fail, never land on a blob we do not hold
+sparse_file "$T/lb" $((8 * MiB)) 0:4096
+put "$T/lb" lb
+cp "$T/lb" "$T/lb.want"
+mnt lbm lb --read-write
+blobjs lease "$az_ep" img lb break >/dev/null || bail "cannot break the lease"
+is "$(writes_py "$T/lbm/data" "$T/lb.want" 3 10)" "error: Input/output error" "lease broken behind the mount: fsync fails with EIO"
+like "$(cat "$T/lbm.err")" "lease" "the log names the lease"
+got lb "$T/lb.got"
+is "$(sha256 "$T/lb.got")" "$(sha256 "$T/lb")" "the blob was not written"
+umnt lbm "$mpid"
+
+# --hydrate: every block of data ends up in the cache, and reads need the network no more
+mnt hy dense -v --hydrate --cache-mb 32
+await 60 "hydration ends" grep -q hydrated "$T/hy.err"
+proxy_reset
+is "$(sha256 "$T/hy/data")" "$(sha256 "$T/dense")" "--hydrate: the whole file reads as the blob"
+is "$(stat_of by_kind.range.requests)" 0 "... with no request once hydrated"
+umnt hy "$mpid"
+
+# a SAS that has expired: said at mount
+blobjs sas "$pep" img a | sed 's/se=[^&]*/se=2020-01-01T00%3A00%3A00Z/' >"$T/old.url"
+mkdir -p "$T/old"
+run within 60 encfs-fetch --allow-http --mount "$T/old" - <"$T/old.url"
+is "$rc" 5 "an expired SAS: the mount is refused (exit 5)"
+like "$err" "expired 2020-01-01 00:00:00 UTC" "... and a log line says it expired, and when"
+unlike "$err" "sig=" "... without the signature"
+
 # a block blob: read-only works, read-write is refused with what to do
 random_file "$T/bb" $((3 * MiB + 5))
 blobjs put-block "$az_ep" img bb "$T/bb" >/dev/null || bail "put-block failed"
@@ -325,6 +377,26 @@ else
 	ok "$([ "$hwm" -lt $(((32 + 24) * 1024)) ] && echo 0 || echo 1)" "the server's peak RSS (${hwm} KiB) stays under the 32 MiB cache plus 24 MiB"
 	umnt big "$mpid"
 fi
+
+# --- bearer token renewal: tokens of 8 seconds, a mount that lives longer -----------------------
+azurite_start azs https
+CA=$T/ca/ca.pem
+start_service imds "$PYTHON" "$ENCFS_SRC/test/fakes/imds.py" --token-lifetime 8
+ENCFS_IMDS_ENDPOINT=http://127.0.0.1:$port
+export ENCFS_IMDS_ENDPOINT
+blobjs container "$az_ep" priv || bail "cannot create the https container"
+blobjs put-page "$az_ep" priv dense "$T/dense" >/dev/null || bail "cannot put the https blob"
+mkdir -p "$T/tok"
+mpid=$(within 60 encfs-fetch -v --private --cacert "$CA" --mount "$T/tok" --cache-mb 16 "$az_ep/priv/dense" 2>"$T/tok.err")
+_mounts="$_mounts $T/tok"
+_servers="$_servers $mpid"
+is "$(dd if="$T/tok/data" bs=1M count=1 2>/dev/null | sha256sum | cut -d' ' -f1)" \
+	"$(head -c $MiB "$T/dense" | sha256sum | cut -d' ' -f1)" "--private: reads with a bearer token"
+sleep 12 # the first token is gone by now
+is "$(sha256 "$T/tok/data")" "$(sha256 "$T/dense")" "a read after the first token expired: renewed, the bytes are right"
+like "$(cat "$T/tok.err")" "renewed the access token" "the log says the token was renewed"
+unlike "$(cat "$T/tok.err")" "eyJ" "no token in the log"
+umnt tok "$mpid"
 
 # --- usage -------------------------------------------------------------------------------------
 run encfs-fetch --mount "$T/nowhere" "$pep/img/a"

@@ -55,7 +55,7 @@ struct cache {
 	struct queue q[NQUEUES];
 	pthread_mutex_t lock;
 	pthread_cond_t cv;         /* any slot changed state, a queue grew, a write ended */
-	int quit, changed, write_failed;
+	int quit, changed, write_failed, fail_logged;
 	pthread_t *threads;
 	int nthreads;
 	pthread_t flusher, hydrator;
@@ -470,8 +470,10 @@ static int write_back(struct cache *c)
 				err_set(&e, EXIT_INTERNAL, "out of memory");
 			}
 			if (rc != 0) {
-				if (!c->write_failed)
-					log_error("writing back to %s: %s", c->blob->shown, e.msg);
+				if (!c->fail_logged)
+					log_error("writing back to %s: %s (fsync and close fail with EIO from now on)",
+						  c->blob->shown, e.msg);
+				c->fail_logged = 1;
 				c->write_failed = 1;
 				s->writing--;
 				mark_dirty(c, s, p, q - p);
@@ -553,29 +555,20 @@ int cache_sync(struct cache *c)
 	if (!c->rw)
 		return 0;
 	pthread_mutex_lock(&c->lock);
-	int ret = 0;
-	for (;;) {
-		if (c->write_failed) {
-			ret = -EIO;
-			break;
-		}
-		if (write_back(c) == 0)
-			break;
+	while (!c->write_failed && write_back(c) > 0)
 		wait_cv(c, 100); /* slots re-dirtied while their Put Page was in flight */
-	}
 	pthread_mutex_unlock(&c->lock);
+	/* waits for every write queued, ours and others'; a failure's reason is the page writer's */
 	struct err e = {0};
-	if (ret == 0 && page_writer_flush(c->writer, &e) != 0) {
-		pthread_mutex_lock(&c->lock);
-		if (!c->write_failed)
-			log_error("writing back to %s: %s", c->blob->shown, e.msg);
-		c->write_failed = 1;
-		pthread_mutex_unlock(&c->lock);
-		ret = -EIO;
-	}
+	int failed = page_writer_flush(c->writer, &e) != 0;
 	pthread_mutex_lock(&c->lock);
-	if (c->write_failed)
-		ret = -EIO;
+	if (failed && !c->fail_logged) {
+		log_error("writing back to %s: %s (fsync and close fail with EIO from now on)", c->blob->shown, e.msg);
+		c->fail_logged = 1;
+	}
+	if (failed)
+		c->write_failed = 1;
+	int ret = c->write_failed ? -EIO : 0;
 	pthread_mutex_unlock(&c->lock);
 	return ret;
 }

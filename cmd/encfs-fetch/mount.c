@@ -269,14 +269,14 @@ static void *token_keeper(void *arg)
 		pthread_mutex_lock(&m->token_lock);
 		if (rc == 0) {
 			plan_renewal(m, token.data, token.len);
-			log_info("renewed the bearer token for %s (next renewal in %lld s)", m->blob->shown,
+			log_info("renewed the access token for %s (next renewal in %lld s)", m->blob->shown,
 				 m->token_renew_at - (long long)time(NULL));
 		} else {
 			/* the old token still works until it expires: try again soon */
 			char until[64] = "unknown";
 			if (m->token_exp > 0)
 				jwt_format_time(m->token_exp, until, sizeof until);
-			log_warn("renewing the bearer token for %s: %s (the current one expires %s; retrying in %d s)",
+			log_warn("renewing the access token for %s: %s (the current one expires %s; retrying in %d s)",
 				 m->blob->shown, e.msg, until, 2 * TOKEN_MIN_RENEW_S);
 			m->token_renew_at = (long long)time(NULL) + 2 * TOKEN_MIN_RENEW_S;
 		}

@@ -17,8 +17,8 @@ sidecar's azure_info.certcache (use --tls for those: they are https):
   GET /vcek/v1/{product}/{chip}?ucodeSPL=&snpSPL=&teeSPL=&blSPL=[&fmcSPL=]
   GET /vcek/v1/{product}/cert_chain             "AMD" KDS: the VCEK in DER, the ASK+ARK PEM
 
-usage: imds.py [--port N] [--client-id ID]... [--thim FILE]... [--tls CERT KEY]
-       (client ids the VM has; default: any)
+usage: imds.py [--port N] [--client-id ID]... [--thim FILE]... [--tls CERT KEY] [--token-lifetime S]
+       (client ids the VM has; default: any; tokens expire after S seconds, default 3600)
 """
 import argparse
 import json
@@ -30,12 +30,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fakelib  # noqa: E402
 
 
-def make_token(resource, client_id):
+def make_token(resource, client_id, lifetime=3600):
     header = fakelib.b64url(json.dumps({"typ": "JWT", "alg": "none", "kid": "fake-imds"}))
     now = int(time.time())
     payload = fakelib.b64url(json.dumps({"aud": resource, "appid": client_id or "system-assigned",
                                          "iss": "https://sts.windows.net/fake-tenant/",
-                                         "iat": now, "nbf": now, "exp": now + 3600,
+                                         "iat": now, "nbf": now, "exp": now + lifetime,
                                          "xms_mirid": "fake-identity"}))
     return "%s.%s.%s" % (header, payload, fakelib.b64url(os.urandom(32)))
 
@@ -122,9 +122,10 @@ class IMDS(fakelib.Handler):
                 return 400, {}, {"error": "invalid_request",
                                  "error_description": "Identity not found"}
             now = int(time.time())
-            return 200, {}, {"access_token": make_token(query["resource"], cid),
-                             "client_id": cid or "system-assigned", "expires_in": "3599",
-                             "expires_on": str(now + 3599), "not_before": str(now),
+            life = self.server.state["lifetime"]
+            return 200, {}, {"access_token": make_token(query["resource"], cid, life),
+                             "client_id": cid or "system-assigned", "expires_in": str(life - 1),
+                             "expires_on": str(now + life - 1), "not_before": str(now),
                              "resource": query["resource"], "token_type": "Bearer"}
         return super().route(method, path, query, body)
 
@@ -135,9 +136,11 @@ def main():
     ap.add_argument("--client-id", action="append", default=[])
     ap.add_argument("--thim", action="append", default=[], help="THIM JSON file to serve")
     ap.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"), help="serve HTTPS")
+    ap.add_argument("--token-lifetime", type=int, default=3600, help="seconds a token is valid")
     a = ap.parse_args()
     fakelib.serve(IMDS, "imds", port=a.port, tls=tuple(a.tls) if a.tls else None,
-                  state={"client_ids": a.client_id, "thims": [load_thim(t) for t in a.thim]})
+                  state={"client_ids": a.client_id, "thims": [load_thim(t) for t in a.thim],
+                         "lifetime": a.token_lifetime})
 
 
 if __name__ == "__main__":
