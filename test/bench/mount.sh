@@ -86,25 +86,27 @@ cold() {
 	find "$T/az" -type f -exec cat {} + >/dev/null
 }
 
-# mnt TOOL BLOB DIR: mounts BLOB with TOOL at DIR; sets file (the blob's path) and pid (the server)
+# mnt TOOL BLOB: mounts BLOB with TOOL at a new directory; sets dir, file (the blob's path in it)
+# and pid (the server)
 n=0
 mnt() {
 	n=$((n + 1))
-	mkdir -p "$3"
-	mounts="$mounts $3"
+	dir=$T/m.$n
+	mkdir "$dir"
+	mounts="$mounts $dir"
 	case $1 in
 	encfs)
 		case $2 in dense) _url=$sas_dense ;; *) _url=$sas_big ;; esac
 		# shellcheck disable=SC2086 # the options, if any
-		pid=$(printf '%s\n' "$_url" | encfs-fetch --allow-http --mount "$3" ${mnt_opts:-} -) ||
+		pid=$(printf '%s\n' "$_url" | encfs-fetch --allow-http --mount "$dir" ${mnt_opts:-} -) ||
 			bail "encfs-fetch --mount failed"
-		file=$3/data ;;
+		file=$dir/data ;;
 	rclone-*)
 		RCLONE_CONFIG_AZ_TYPE=azureblob RCLONE_CONFIG_AZ_SAS_URL=$sas \
 			rclone mount --read-only --vfs-cache-mode "${1#rclone-}" --cache-dir "$T/rclone-cache.$n" \
-			az:pub "$3" >"$T/rclone.$n.log" 2>&1 &
+			az:pub "$dir" >"$T/rclone.$n.log" 2>&1 &
 		pid=$!
-		file=$3/$2
+		file=$dir/$2
 		_i=0
 		until [ -r "$file" ]; do
 			_i=$((_i + 1))
@@ -124,11 +126,16 @@ hwm() {
 
 # umnt DIR: unmounts DIR and waits for the server to end (after 30 s, SIGTERM; 10 s more, SIGKILL)
 umnt() {
-	fusermount3 -u "$1" 2>/dev/null || fusermount -u "$1" || echo "mount bench: cannot unmount $1" >&2
 	_i=0
+	if ! fusermount3 -u "$1" 2>/dev/null && ! fusermount -u "$1" 2>/dev/null; then
+		# busy: a reader stuck in a request the server never answers; stopping the server ends it
+		echo "mount bench: cannot unmount $1 (busy): SIGTERM to its server" >&2
+		kill "$pid"
+		_i=300
+	fi
 	while kill -0 "$pid" 2>/dev/null; do
 		_i=$((_i + 1))
-		if [ $_i -eq 300 ]; then
+		if [ $_i -eq 299 ]; then
 			echo "mount bench: the server of $1 did not end in 30 s after the unmount: SIGTERM" >&2
 			kill "$pid"
 		elif [ $_i -eq 400 ]; then
@@ -139,6 +146,8 @@ umnt() {
 		sleep 0.1
 	done
 	wait "$pid" 2>/dev/null
+	# a server that ended without unmounting leaves a dead mount: detach it
+	if grep -q " $1 " /proc/mounts; then fusermount3 -u -z "$1" 2>/dev/null || fusermount -u -z "$1"; fi
 	mounts=$(echo "$mounts" | sed "s| $1||")
 	rmdir "$1"
 	rm -rf "$T/rclone-cache.$n"
@@ -173,13 +182,13 @@ nfailed() {
 seq_once() {
 	cold
 	_t0=$(now_ms)
-	mnt "$1" dense "$T/m"
+	mnt "$1" dense
 	_t1=$(now_ms)
 	_rc=0
 	timeout -k 5 "$LIMIT" dd if="$file" of="$SHM/got" bs=1M 2>"$T/dd.err" || _rc=$?
 	_t2=$(now_ms)
 	_h=$(hwm)
-	umnt "$T/m"
+	umnt "$dir"
 	if [ $_rc -ne 0 ]; then
 		failed seq "$1" "dd exit $_rc (124: no end in $LIMIT s): $(tail -n 1 "$T/dd.err")"
 	elif [ "$(sha256 "$SHM/got")" != "$sum_dense" ]; then
@@ -246,10 +255,10 @@ fi
 # 2. random 4 KiB reads
 rand_once() {
 	cold
-	mnt "$1" dense "$T/m"
+	mnt "$1" dense
 	_rc=0
 	_o=$(timeout -k 5 "$LIMIT" "$PYTHON" "$ENCFS_SRC/test/bench/randread.py" "$file" "$READS" 12 --lat "$T/lat.new") || _rc=$?
-	umnt "$T/m"
+	umnt "$dir"
 	if [ $_rc -ne 0 ]; then
 		failed rand "$1" "randread.py exit $_rc (124: no end in $LIMIT s)"
 	elif [ "${_o%% *}" != "$want_rand" ]; then
@@ -307,14 +316,14 @@ for tool in $ours rclone-off; do
 	cold
 	mnt_opts=
 	[ "$tool" = encfs ] && mnt_opts="--cache-mb $CACHE_MB"
-	mnt "$tool" big "$T/m"
+	mnt "$tool" big
 	mnt_opts=
 	_t0=$(now_ms)
 	sum=$(stage dd timeout -k 5 "$LIMIT" dd if="$file" bs=1M 2>"$T/dd.err" | sha256sum | cut -d' ' -f1)
 	_t1=$(now_ms)
 	_rc=$(stage_rc dd)
 	h=$(hwm)
-	umnt "$T/m"
+	umnt "$dir"
 	if [ "$_rc" != 0 ]; then
 		check="FAILED: dd exit $_rc (124: no end in $LIMIT s): $(tail -n 1 "$T/dd.err")"
 	elif [ "$sum" != "$sum_big" ]; then
