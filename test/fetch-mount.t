@@ -329,10 +329,12 @@ is "$(sha256 "$T/lb.got")" "$(sha256 "$T/lb")" "the blob was not written"
 umnt lbm "$mpid"
 
 # --hydrate: every block of data ends up in the cache, and reads need the network no more
-mnt hy dense -v --hydrate --cache-mb 32
+mkdir -p "$T/cachedir"
+mnt hy dense -v --hydrate --cache-mb 32 --cache-dir "$T/cachedir"
 await 60 "hydration ends" grep -q hydrated "$T/hy.err"
+is "$(ls -A "$T/cachedir")" "" "--cache-dir: the cache file has no name (nothing to leave behind)"
 proxy_reset
-is "$(sha256 "$T/hy/data")" "$(sha256 "$T/dense")" "--hydrate: the whole file reads as the blob"
+is "$(sha256 "$T/hy/data")" "$(sha256 "$T/dense")" "--hydrate, --cache-dir: the whole file reads as the blob"
 is "$(stat_of by_kind.range.requests)" 0 "... with no request once hydrated"
 umnt hy "$mpid"
 

@@ -269,7 +269,7 @@ static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off
 {
 	struct xfer *x = arg;
 	long long now = http_now_ms();
-	if (!x->call->final && blob_stopping(x->c)) {
+	if ((!x->call->final && blob_stopping(x->c)) || (x->call->cancel && *x->call->cancel)) {
 		x->stopped = 1;
 		return 1;
 	}
@@ -285,11 +285,11 @@ static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off
 }
 
 /* Sleeps ms, in steps, so that a stop request is seen within 100 ms.  -1 when stopped. */
-static int nap(struct blob_client *c, long ms, int final)
+static int nap(struct blob_client *c, long ms, int final, const volatile sig_atomic_t *cancel)
 {
 	long long until = http_now_ms() + ms;
 	for (;;) {
-		if (!final && blob_stopping(c))
+		if ((!final && blob_stopping(c)) || (cancel && *cancel))
 			return -1;
 		long long left = until - http_now_ms();
 		if (left <= 0)
@@ -369,7 +369,7 @@ int blob_call(struct blob_client *c, struct blob_conn *cn, const struct blob_cal
 
 	int unresolved = 0;
 	for (int n = 1;; n++) {
-		if (!call->final && blob_stopping(c)) {
+		if ((!call->final && blob_stopping(c)) || (call->cancel && *call->cancel)) {
 			err_set(e, EXIT_DEVICE, "%s: interrupted by a signal", call->what);
 			goto out;
 		}
@@ -449,7 +449,7 @@ int blob_call(struct blob_client *c, struct blob_conn *cn, const struct blob_cal
 			goto out;
 		}
 		blob_note_retry(c, call->what, why, wait, deadline - (long)(now - first_fail));
-		if (nap(c, wait, call->final) != 0) {
+		if (nap(c, wait, call->final, call->cancel) != 0) {
 			err_set(e, EXIT_DEVICE, "%s: interrupted by a signal", call->what);
 			goto out;
 		}
@@ -624,7 +624,7 @@ int blob_list_segment(struct blob_client *c, struct blob_conn *cn, struct pageli
 /* --- reading a range ---------------------------------------------------------------------------- */
 
 int blob_get_range(struct blob_client *c, struct blob_conn *cn, uint64_t offset, size_t len, void *buf,
-		   const char *if_match, uint64_t *received, struct err *e)
+		   const char *if_match, const volatile sig_atomic_t *cancel, uint64_t *received, struct err *e)
 {
 	char what[96], range[80], cond[BLOB_ETAG_MAX + 16], code[128], v[256];
 	snprintf(what, sizeof what, "Get Blob of bytes %" PRIu64 "-%" PRIu64, offset, offset + len - 1);
@@ -633,7 +633,8 @@ int blob_get_range(struct blob_client *c, struct blob_conn *cn, uint64_t offset,
 	snprintf(range, sizeof range, "x-ms-range: bytes=%" PRIu64 "-%" PRIu64, offset, offset + len - 1);
 	snprintf(cond, sizeof cond, "If-Match: %s", if_match ? if_match : "");
 	const char *hdrs[] = {range, if_match ? cond : NULL, NULL};
-	struct blob_call call = {.what = what, .method = "GET", .headers = hdrs, .max_body = len, .dest = buf};
+	struct blob_call call = {.what = what, .method = "GET", .headers = hdrs, .max_body = len, .dest = buf,
+				 .cancel = cancel};
 	struct blob_reply r;
 	if (blob_call(c, cn, &call, &r, e) != 0)
 		return -1;
@@ -664,21 +665,33 @@ int blob_get_range(struct blob_client *c, struct blob_conn *cn, uint64_t offset,
 	return ret;
 }
 
+/* Digits s..end (not empty, no sign) into v; -1 on anything else or overflow. */
+static int parse_u64_span(const char *s, const char *end, uint64_t *v)
+{
+	uint64_t x = 0;
+	if (s == end)
+		return -1;
+	for (; s < end; s++) {
+		if (*s < '0' || *s > '9')
+			return -1;
+		unsigned d = (unsigned)(*s - '0');
+		if (x > (UINT64_MAX - d) / 10)
+			return -1;
+		x = x * 10 + d;
+	}
+	*v = x;
+	return 0;
+}
+
 int blob_parse_content_range(const char *v, uint64_t *a, uint64_t *b, uint64_t *total)
 {
 	if (strncmp(v, "bytes ", 6) != 0)
 		return -1;
 	const char *p = v + 6, *dash = strchr(p, '-'), *slash = dash ? strchr(dash, '/') : NULL;
-	char num[24];
-	size_t n;
 	if (!dash || !slash)
 		return -1;
-	if ((n = (size_t)(dash - p)) == 0 || n >= sizeof num || (memcpy(num, p, n), num[n] = 0, parse_u64(num, a)) != 0)
-		return -1;
-	p = dash + 1;
-	if ((n = (size_t)(slash - p)) == 0 || n >= sizeof num || (memcpy(num, p, n), num[n] = 0, parse_u64(num, b)) != 0)
-		return -1;
-	if (parse_u64(slash + 1, total) != 0)
+	if (parse_u64_span(p, dash, a) != 0 || parse_u64_span(dash + 1, slash, b) != 0 ||
+	    parse_u64_span(slash + 1, slash + 1 + strlen(slash + 1), total) != 0)
 		return -1;
 	return *a <= *b && *b < *total ? 0 : -1;
 }

@@ -75,6 +75,7 @@ struct blob_call {
 	int final;           /* run even once the stop flag is set (releasing a lease on the way out) */
 	long deadline_ms;    /* 0: the client's */
 	char *dest;          /* when set, a 2xx body goes here (max_body bytes at most), not into reply */
+	const volatile sig_atomic_t *cancel; /* when set and non-zero: give up now, like a stop request */
 };
 
 struct blob_reply {
@@ -138,12 +139,13 @@ int blob_list_segment(struct blob_client *c, struct blob_conn *cn, struct pageli
 
 /* --- reading a range ------------------------------------------------------------------------- */
 
-/* Get Blob of len bytes at offset into buf (len bytes), with If-Match: if_match (may be NULL).
+/* Get Blob of len bytes at offset into buf (len bytes), with If-Match: if_match (may be NULL);
+ * *cancel (cancel may be NULL) set ends it at once (-1, "interrupted").
  * Returns 0 (exactly those bytes in buf), BLOB_CHANGED (412, or a response whose ETag is not
  * if_match), BLOB_NOT_FOUND (404), or -1 with e filled (401/403 EXIT_DENIED, the rest
  * EXIT_NETWORK).  *received (may be NULL) grows by the body bytes taken. */
 int blob_get_range(struct blob_client *c, struct blob_conn *cn, uint64_t offset, size_t len, void *buf,
-		   const char *if_match, uint64_t *received, struct err *e);
+		   const char *if_match, const volatile sig_atomic_t *cancel, uint64_t *received, struct err *e);
 /* Parses "bytes A-B/T" (Content-Range); -1 when malformed. */
 int blob_parse_content_range(const char *v, uint64_t *a, uint64_t *b, uint64_t *total);
 

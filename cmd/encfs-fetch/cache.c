@@ -48,6 +48,9 @@ struct cache {
 	unsigned char *data;       /* nslots x CACHE_BLOCK, mmap'd */
 	size_t data_len;
 	uint8_t *has_data;         /* bit per block: holds a valid page */
+	uint8_t *listed;           /* byte per page list segment: its pages are in has_data */
+	uint64_t nsegs;
+	int page_blob;
 	struct slot *slots;
 	int nslots, free_head, hand, ndirty, dirty_max, ahead_max;
 	int *bucket;
@@ -56,14 +59,20 @@ struct cache {
 	pthread_mutex_t lock;
 	pthread_cond_t cv;         /* any slot changed state, a queue grew, a write ended */
 	int quit, changed, write_failed, fail_logged;
+	volatile sig_atomic_t cancel; /* closing: loads in flight give up */
 	pthread_t *threads;
 	int nthreads;
-	pthread_t flusher, hydrator;
-	int flusher_started, hydrator_started;
+	pthread_t flusher, hydrator, lister;
+	int flusher_started, hydrator_started, lister_started, listing_done;
 	struct cache_stats st;
 };
 
 static int has_data(const struct cache *c, uint64_t b) { return c->has_data[b / 8] >> (b % 8) & 1; }
+/* A block known to hold no valid page: its segment's page list has come and does not name it. */
+static int unwritten(const struct cache *c, uint64_t b)
+{
+	return !has_data(c, b) && c->listed[b * CACHE_BLOCK / BLOB_SEGMENT_SIZE];
+}
 static void set_has_data(struct cache *c, uint64_t b) { c->has_data[b / 8] |= (uint8_t)(1u << (b % 8)); }
 static unsigned char *slot_data(struct cache *c, const struct slot *s)
 {
@@ -199,7 +208,7 @@ static void load(struct cache *c, struct blob_conn *cn, struct slot *s)
 		pthread_mutex_unlock(&c->lock);
 		if (changed)
 			break;
-		rc = blob_get_range(c->blob, cn, b * CACHE_BLOCK, len, buf, etag, &got, &e);
+		rc = blob_get_range(c->blob, cn, b * CACHE_BLOCK, len, buf, etag, &c->cancel, &got, &e);
 		if (rc == BLOB_CHANGED && refresh_etag(c, cn) == 0)
 			continue;
 		break;
@@ -216,7 +225,7 @@ static void load(struct cache *c, struct blob_conn *cn, struct slot *s)
 			blob_changed(c, why);
 		} else if (rc == BLOB_NOT_FOUND)
 			blob_changed(c, "it was deleted");
-		else if (rc == -1)
+		else if (rc == -1 && !c->cancel)
 			log_error("reading %s: %s", c->blob->shown, e.msg);
 		s->state = S_FAILED;
 		hash_remove(c, s);
@@ -273,7 +282,7 @@ static void *fetcher(void *arg)
 static void read_ahead(struct cache *c, uint64_t from, unsigned n)
 {
 	for (uint64_t b = from; b < c->nblocks && b < from + n; b++) {
-		if (!has_data(c, b) || lookup(c, b))
+		if (unwritten(c, b) || lookup(c, b))
 			continue;
 		struct slot *s = take_slot(c, b, 1);
 		if (!s)
@@ -303,7 +312,7 @@ static int hold_blocks(struct cache *c, uint64_t first, uint64_t last, struct sl
 			if (c->changed)
 				break;
 			struct slot *s = lookup(c, b);
-			if (!s && !has_data(c, b))
+			if (!s && unwritten(c, b))
 				continue;
 			if (s) {
 				c->st.hits++;
@@ -524,7 +533,7 @@ int cache_write(struct cache *c, const char *buf, size_t size, uint64_t off)
 				wait_cv(c, 100);
 				continue;
 			}
-			if (has_data(c, b) && (from != 0 || to != blen)) {
+			if (!unwritten(c, b) && (from != 0 || to != blen)) {
 				/* read-modify-write: the rest of the block comes from the blob first */
 				c->st.misses++;
 				enqueue(c, Q_READ, s);
@@ -608,8 +617,10 @@ static void *hydrator(void *arg)
 	uint64_t done = 0, blocks = 0;
 	long long t0 = http_now_ms();
 	pthread_mutex_lock(&c->lock);
+	while (!c->quit && !c->listing_done)
+		wait_cv(c, 200);
 	for (uint64_t b = 0; b < c->nblocks && !c->quit && !c->changed; b++) {
-		if (!has_data(c, b))
+		if (unwritten(c, b))
 			continue;
 		blocks++;
 		if (lookup(c, b)) {
@@ -639,25 +650,56 @@ static void *hydrator(void *arg)
 
 /* --- setting up ------------------------------------------------------------------------------- */
 
-/* The blob's page list, segment by segment, into the block map. */
-static int map_data(struct cache *c, struct err *e)
+/* One segment of the blob's page list into the block map.  Read-write: without If-Match (our own
+ * writes change the ETag; under our lease nobody else's do). */
+static int list_segment(struct cache *c, struct blob_conn *cn, uint64_t seg, struct err *e)
 {
-	struct blob_conn cn;
-	if (blob_conn_init(&cn, e) != 0)
-		return -1;
-	int ret = 0;
-	for (uint64_t start = 0; start < c->size && ret == 0; start += BLOB_SEGMENT_SIZE) {
-		uint64_t end = c->size - start > BLOB_SEGMENT_SIZE ? start + BLOB_SEGMENT_SIZE - 1 : c->size - 1;
-		struct pagelist_walk w;
-		pagelist_walk_begin(&w, start, end, c->size);
-		ret = blob_list_segment(c->blob, &cn, &w, c->etag, e);
-		for (size_t i = 0; ret == 0 && i < w.ranges.n; i++)
-			for (uint64_t b = w.ranges.v[i].start / CACHE_BLOCK; b <= w.ranges.v[i].end / CACHE_BLOCK; b++)
-				set_has_data(c, b);
-		pagelist_walk_free(&w);
-	}
-	blob_conn_free(&cn);
+	uint64_t start = seg * BLOB_SEGMENT_SIZE;
+	uint64_t end = c->size - start > BLOB_SEGMENT_SIZE ? start + BLOB_SEGMENT_SIZE - 1 : c->size - 1;
+	char etag[BLOB_ETAG_MAX];
+	struct pagelist_walk w;
+	pthread_mutex_lock(&c->lock);
+	memcpy(etag, c->etag, sizeof etag);
+	pthread_mutex_unlock(&c->lock);
+	pagelist_walk_begin(&w, start, end, c->size);
+	int ret = blob_list_segment(c->blob, cn, &w, c->rw ? NULL : etag, e);
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; ret == 0 && i < w.ranges.n; i++)
+		for (uint64_t b = w.ranges.v[i].start / CACHE_BLOCK; b <= w.ranges.v[i].end / CACHE_BLOCK; b++)
+			set_has_data(c, b);
+	if (ret == 0)
+		c->listed[seg] = 1;
+	pthread_mutex_unlock(&c->lock);
+	pagelist_walk_free(&w);
 	return ret;
+}
+
+/* The segments after the first, in the background: until a segment is listed its blocks are
+ * fetched when read (a GET returns zeros for pages never written: right, only not free). */
+static void *lister(void *arg)
+{
+	struct cache *c = arg;
+	struct blob_conn cn;
+	struct err e = {0};
+	long long t0 = http_now_ms();
+	if (blob_conn_init(&cn, &e) != 0) {
+		log_warn("listing the pages of %s: %s (blocks are fetched when read)", c->blob->shown, e.msg);
+	} else {
+		for (uint64_t seg = 1; seg < c->nsegs && !c->quit; seg++)
+			if (list_segment(c, &cn, seg, &e) != 0) {
+				if (!c->cancel)
+					log_warn("listing the pages of %s: %s (the blocks not listed are fetched when read)",
+						 c->blob->shown, e.msg);
+				break;
+			}
+		blob_conn_free(&cn);
+		log_debug("listed the pages of %s in %lld ms", c->blob->shown, http_now_ms() - t0);
+	}
+	pthread_mutex_lock(&c->lock);
+	c->listing_done = 1;
+	pthread_cond_broadcast(&c->cv);
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
 }
 
 static int setup_data(struct cache *c, const char *dir, struct err *e)
@@ -724,11 +766,13 @@ int cache_open(struct cache **out, const struct cache_config *cfg, struct err *e
 	c->slots = calloc((size_t)c->nslots, sizeof *c->slots);
 	c->bucket = malloc(c->nbuckets * sizeof *c->bucket);
 	c->has_data = calloc((size_t)(c->nblocks / 8 + 1), 1);
+	c->nsegs = (c->size + BLOB_SEGMENT_SIZE - 1) / BLOB_SEGMENT_SIZE;
+	c->listed = calloc((size_t)c->nsegs + 1, 1);
 	c->threads = calloc((size_t)cfg->jobs, sizeof *c->threads);
 	for (int q = 0; q < NQUEUES; q++)
 		if (!(c->q[q].v = calloc((size_t)c->nslots, sizeof(int))))
 			ok = 0;
-	if (!ok || !c->slots || !c->bucket || !c->has_data || !c->threads) {
+	if (!ok || !c->slots || !c->bucket || !c->has_data || !c->listed || !c->threads) {
 		cache_close(c);
 		return err_set(e, EXIT_INTERNAL, "setting up the cache: out of memory");
 	}
@@ -740,13 +784,29 @@ int cache_open(struct cache **out, const struct cache_config *cfg, struct err *e
 		cache_close(c);
 		return -1;
 	}
-	if (strcmp(cfg->info->type, "PageBlob") == 0) {
-		if (map_data(c, e) != 0) {
+	c->page_blob = strcmp(cfg->info->type, "PageBlob") == 0;
+	if (c->page_blob && c->size > 0) {
+		/* the first 512 MiB before serving (an image up to that size: all of it), the rest after */
+		struct blob_conn cn;
+		if (blob_conn_init(&cn, e) != 0 || list_segment(c, &cn, 0, e) != 0) {
+			blob_conn_free(&cn);
 			cache_close(c);
 			return err_wrap(e, "listing the pages of %s", c->blob->shown);
 		}
+		blob_conn_free(&cn);
 	} else {
+		/* a block or append blob has no page list: every block holds data */
 		memset(c->has_data, 0xff, (size_t)(c->nblocks / 8 + 1));
+		memset(c->listed, 1, (size_t)c->nsegs + 1);
+	}
+	if (c->nsegs > 1 && c->page_blob) {
+		if (pthread_create(&c->lister, NULL, lister, c) != 0) {
+			cache_close(c);
+			return err_set(e, EXIT_INTERNAL, "setting up the cache: pthread_create failed");
+		}
+		c->lister_started = 1;
+	} else {
+		c->listing_done = 1;
 	}
 	if (c->rw && page_writer_start(&c->writer, c->blob, c->lease, cfg->jobs, 4 * c->nslots, e) != 0) {
 		cache_close(c);
@@ -785,10 +845,13 @@ void cache_close(struct cache *c)
 		return;
 	pthread_mutex_lock(&c->lock);
 	c->quit = 1;
+	c->cancel = 1;
 	pthread_cond_broadcast(&c->cv);
 	pthread_mutex_unlock(&c->lock);
 	if (c->hydrator_started)
 		pthread_join(c->hydrator, NULL);
+	if (c->lister_started)
+		pthread_join(c->lister, NULL);
 	if (c->flusher_started)
 		pthread_join(c->flusher, NULL);
 	for (int i = 0; i < c->nthreads; i++)
@@ -802,6 +865,7 @@ void cache_close(struct cache *c)
 	free(c->slots);
 	free(c->bucket);
 	free(c->has_data);
+	free(c->listed);
 	free(c->threads);
 	pthread_cond_destroy(&c->cv);
 	pthread_mutex_destroy(&c->lock);

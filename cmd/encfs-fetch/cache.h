@@ -20,7 +20,7 @@
 
 #define CACHE_BLOCK (1u << 20)          /* bytes per block: one ranged GET, at most one Put Page run */
 #define CACHE_MIN_MB 16
-#define CACHE_MAX_MB (1u << 20)          /* 1 TiB (with --cache-dir) */
+#define CACHE_MAX_MB 65536              /* 64 GiB (with --cache-dir); each MiB costs ~300 bytes of memory */
 #define CACHE_DEFAULT_MB 64
 #define CACHE_READAHEAD_MAX (16u << 20) /* sequential read-ahead grows up to this (or a quarter of the cache) */
 

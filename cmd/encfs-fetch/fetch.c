@@ -18,34 +18,9 @@
 
 /* --- small helpers ------------------------------------------------------------------------ */
 
-static int parse_u64(const char *s, const char *end, uint64_t *v)
-{
-	uint64_t x = 0;
-	if (s == end)
-		return -1;
-	for (; s < end; s++) {
-		if (*s < '0' || *s > '9')
-			return -1;
-		unsigned d = (unsigned)(*s - '0');
-		if (x > (UINT64_MAX - d) / 10)
-			return -1;
-		x = x * 10 + d;
-	}
-	*v = x;
-	return 0;
-}
-
 int fetch_parse_content_range(const char *v, uint64_t *a, uint64_t *b, uint64_t *total)
 {
-	if (strncmp(v, "bytes ", 6) != 0)
-		return -1;
-	const char *p = v + 6, *dash = strchr(p, '-'), *slash = dash ? strchr(dash, '/') : NULL;
-	if (!dash || !slash)
-		return -1;
-	if (parse_u64(p, dash, a) != 0 || parse_u64(dash + 1, slash, b) != 0 ||
-	    parse_u64(slash + 1, slash + 1 + strlen(slash + 1), total) != 0)
-		return -1;
-	return *a <= *b && *b < *total ? 0 : -1;
+	return blob_parse_content_range(v, a, b, total);
 }
 
 /* --- the engine --------------------------------------------------------------------------- */

@@ -35,7 +35,7 @@ struct fetch_stats {
 int fetch_blob(const struct fetch_config *cfg, const struct blob_info *info, int fd, int stream,
 	       const char *out_name, struct fetch_stats *stats, struct err *e);
 
-/* Parses "bytes A-B/T" (Content-Range) into its numbers; -1 when malformed. */
+/* Parses "bytes A-B/T" (Content-Range) into its numbers; -1 when malformed (blob_parse_content_range). */
 int fetch_parse_content_range(const char *v, uint64_t *a, uint64_t *b, uint64_t *total);
 
 #endif

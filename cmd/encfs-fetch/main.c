@@ -53,7 +53,7 @@ static const char usage_text[] =
 	"  -f, --force           replace FILE, or with --upload the blob, if it exists\n"
 	"  -m, --mount DIR       serve the blob as DIR/data until unmounted or sent SIGTERM\n"
 	"  --read-write          with --mount: writes go to the page blob, under a lease\n"
-	"  --cache-mb N          with --mount: the block cache, 16 to 1048576 MiB (default 64)\n"
+	"  --cache-mb N          with --mount: the block cache, 16 to 65536 MiB (default 64)\n"
 	"  --cache-dir D         with --mount: keep the cache in an unnamed file in D, not in memory\n"
 	"  --foreground          with --mount: serve in this process (no PID printed)\n"
 	"  --hydrate             with --mount: fill the cache with every written block, in the background\n"
@@ -305,9 +305,12 @@ int main(int argc, char **argv)
 		die(EXIT_USAGE, "--mount %s: %s (give an existing, empty directory)", o.mount, strerror(errno));
 	if (o.mount && !S_ISDIR(dir_st.st_mode))
 		die(EXIT_USAGE, "--mount %s: not a directory (give an existing, empty directory)", o.mount);
-	char mount_dir[PATH_MAX];
+	char mount_dir[PATH_MAX], cache_dir[PATH_MAX];
 	if (o.mount && !realpath(o.mount, mount_dir))
 		die(EXIT_USAGE, "--mount %s: %s", o.mount, strerror(errno));
+	/* absolute: the serving process leaves the working directory (it would keep it busy) */
+	if (o.cache_dir && !realpath(o.cache_dir, cache_dir))
+		die(EXIT_USAGE, "--cache-dir %s: %s (give an existing directory)", o.cache_dir, strerror(errno));
 	char *url_from_stdin = NULL;
 	const char *url = argv[optind];
 	if (strcmp(url, "-") == 0)
@@ -336,7 +339,7 @@ int main(int argc, char **argv)
 		/* the bearer token is taken (and renewed) by the serving process */
 		struct mount_config mc = {.blob = &blob, .dir = mount_dir, .read_write = o.read_write,
 					  .foreground = o.foreground, .hydrate = o.hydrate, .jobs = o.jobs,
-					  .cache_mb = (unsigned)o.cache_mb, .cache_dir = o.cache_dir,
+					  .cache_mb = (unsigned)o.cache_mb, .cache_dir = o.cache_dir ? cache_dir : NULL,
 					  .client_id = o.client_id, .use_identity = o.use_identity};
 		signal(SIGPIPE, SIG_IGN);
 		int rc = mount_run(&mc);

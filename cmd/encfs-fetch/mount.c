@@ -530,6 +530,8 @@ int mount_run(const struct mount_config *mc)
 		/* the server: its own session, no terminal input, standard output closed (a caller reading
 		 * the PID from it sees its end), standard error kept for its log lines */
 		setsid();
+		if (chdir("/") != 0)
+			log_debug("chdir /: %s", strerror(errno));
 		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 		if (null >= 0) {
 			dup2(null, STDIN_FILENO);
