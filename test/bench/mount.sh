@@ -153,10 +153,11 @@ umnt() {
 
 # order ROUND: the tools, rotated by ROUND (each goes first as often as the others)
 order() {
+	_round=$1
 	# shellcheck disable=SC2086 # a list of names
 	set -- $tools
 	_k=0
-	while [ $_k -lt $(($1 % $#)) ]; do
+	while [ $_k -lt $((_round % $#)) ]; do
 		_f=$1
 		shift
 		set -- "$@" "$_f"
