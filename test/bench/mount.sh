@@ -58,6 +58,7 @@ fi
 
 echo "mount bench: load average at start: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) CPUs)"
 azurite_start az http
+az_wrap=$!
 ep=$az_ep
 blobjs container "$ep" pub >/dev/null || bail "cannot create the container"
 
@@ -69,10 +70,35 @@ sum_dense=$(sha256 "$T/dense")
 sas=$(blobjs sas "$ep" pub)
 sas_dense=$(blobjs sas "$ep" pub dense)
 
-# cold: a cold client (page caches dropped, when root) before a warm server (Azurite's files read
-# back).  Says once whether it could.
+# az_restart: a new Azurite on the same data, on a new port, and new SAS URLs for it.  Azurite
+# keeps the files of a blob open after a client dropped a ranged GET before its end (rclone does on
+# every seek, a 128 MiB range at a time): they pile up to its open file limit (20000 here), where it
+# fails every request and rclone 1.60's reader waits for ever.  So every measurement starts with a
+# server of its own, and the files each one left open are counted (az_files).
+az_restart() {
+	kill "$az_wrap"
+	wait "$az_wrap" 2>/dev/null
+	_pids=$(echo "$_pids " | sed "s/ $az_wrap / /")
+	rm -f "$T/az.port"
+	azurite_start az http
+	az_wrap=$!
+	ep=$az_ep
+	sas=$(blobjs sas "$ep" pub)
+	sas_dense=$(blobjs sas "$ep" pub dense)
+	[ -z "${sas_big:-}" ] || sas_big=$(blobjs sas "$ep" pub big)
+}
+
+# az_files: how many files Azurite's node process holds open ("-" if unknown)
+az_files() {
+	_azp=$(pgrep -f -- "--location $T/az " | tail -n 1)
+	if [ -n "$_azp" ] && [ -d "/proc/$_azp/fd" ]; then find "/proc/$_azp/fd" -mindepth 1 -maxdepth 1 | wc -l | tr -d ' '; else echo -; fi
+}
+
+# cold: a new server (az_restart), a cold client (page caches dropped, when root), the server's
+# files read back into the page cache (a warm server).  Says once whether it could drop the caches.
 dropped=
 cold() {
+	az_restart
 	sync
 	if echo 3 2>/dev/null >/proc/sys/vm/drop_caches; then
 		[ -n "$dropped" ] || echo "mount bench: page caches dropped before every measurement"
@@ -187,6 +213,7 @@ seq_once() {
 	timeout -k 5 "$LIMIT" dd if="$file" of="$SHM/got" bs=1M 2>"$T/dd.err" || _rc=$?
 	_t2=$(now_ms)
 	_h=$(hwm)
+	az_files >>"$T/azfd.seq.$1"
 	umnt "$dir"
 	if [ $_rc -ne 0 ]; then
 		failed seq "$1" "dd exit $_rc (124: no end in $LIMIT s): $(tail -n 1 "$T/dd.err")"
@@ -207,6 +234,13 @@ median() {
 	else
 		echo -
 	fi
+}
+
+# azfd_line KIND: the most files Azurite held open at the end of a measurement of KIND, by tool
+azfd_line() {
+	_l="  Azurite's open files at the end of a measurement (most):"
+	for _t in $tools; do _l="$_l $_t $(sort -n "$T/azfd.$1.$_t" 2>/dev/null | tail -n 1)"; done
+	echo "$_l"
 }
 
 # div A B FORMAT: A / B, or "-" when either is missing
@@ -246,6 +280,7 @@ while [ $r -lt "$RUNS" ]; do
 done
 t=$(median "$T/seq.download")
 echo "  (encfs-fetch -o, the whole blob downloaded, for reference: $(awk -v t="$t" 'BEGIN { printf "%.2f s, %.0f MiB/s", t / 1000, 512000 / t }'))"
+azfd_line seq
 if [ -n "$ours" ] && [ -n "$best" ]; then
 	ratio=$(div "$(median "$T/seq.$ours")" "$best" %.2f)
 	[ "$ratio" = - ] || echo "  sequential: encfs/best rclone ($bestname) = $ratio (goal <= 0.8: $(awk -v r="$ratio" 'BEGIN { print (r <= 0.8) ? "met" : "NOT met" }'))"
@@ -260,6 +295,7 @@ rand_once() {
 	_rc=0
 	timeout -k 5 "$LIMIT" "$PYTHON" "$ENCFS_SRC/test/bench/randread.py" "$file" "$READS" 12 "$T/dense" "$T/lat.new" \
 		>/dev/null 2>"$T/rr.err" || _rc=$?
+	az_files >>"$T/azfd.rand.$1"
 	umnt "$dir"
 	case $_rc in
 	0) ;;
@@ -310,6 +346,7 @@ for tool in $tools; do
 		if [ -z "$best" ] || [ "$p99" -lt "$best" ]; then best=$p99 bestname=$tool; fi ;;
 	esac
 done
+azfd_line rand
 if [ -n "$ours" ] && [ -n "$best" ]; then
 	ratio=$(div "$(pct "$T/lat.$ours" 99)" "$best" %.2f)
 	[ "$ratio" = - ] || echo "  random p99: encfs/best rclone ($bestname) = $ratio (goal < 1: $(awk -v r="$ratio" 'BEGIN { print (r < 1) ? "met" : "NOT met" }'))"
