@@ -44,7 +44,13 @@ tools="$ours rclone-off rclone-full"
 SHM=$(mktemp -d /dev/shm/encfs-bench.XXXXXX) || bail "cannot make a directory in /dev/shm"
 mounts=""
 bench_cleanup() {
-	for _m in $mounts; do fusermount3 -u "$_m" 2>/dev/null || fusermount -u "$_m" 2>/dev/null; done
+	for _m in $mounts; do
+		fusermount3 -u "$_m" 2>/dev/null || fusermount -u "$_m" 2>/dev/null || {
+			# busy (a read in progress): stop the server, detach the mount
+			[ -z "${pid:-}" ] || kill "$pid" 2>/dev/null
+			fusermount3 -u -z "$_m" 2>/dev/null
+		}
+	done
 	rm -rf "$SHM"
 	_cleanup
 }
