@@ -5,7 +5,7 @@
 #     /dev/shm, wall time (median of BENCH_RUNS rounds, default 3, the order rotating) and the
 #     mount's peak RSS; goal: encfs <= 0.8 x the best rclone;
 #  2. 4 KiB random reads of the same blob (test/bench/randread.py: BENCH_READS preads, default
-#     1000, at the same random 4 KiB-aligned offsets for every tool, no kernel read-ahead, each
+#     500 (see below), at the same random 4 KiB-aligned offsets for every tool, no kernel read-ahead, each
 #     block compared with the blob's): p50 and p99 latency, each round's reads pooled, and the
 #     reads that never returned; goal: encfs's p99 below rclone's best;
 #  3. peak RSS (VmHWM) of encfs-fetch's server over a whole read of a dense 2 GiB blob, beside its
@@ -28,7 +28,7 @@ blob_env_ready || { echo "mount bench: Azurite or the Azure SDK missing (run mak
 command -v rclone >/dev/null || { echo "mount bench: rclone missing (run make deps)"; exit 0; }
 { command -v fusermount3 >/dev/null && [ -c /dev/fuse ]; } || { echo "mount bench: no FUSE here (fusermount3, /dev/fuse)"; exit 0; }
 RUNS=${BENCH_RUNS:-3}
-READS=${BENCH_READS:-1000}
+READS=${BENCH_READS:-500}
 CACHE_MB=${BENCH_CACHE_MB:-64}
 LIMIT=${BENCH_TIMEOUT:-60}
 MiB=1048576
@@ -80,7 +80,9 @@ sas_dense=$(blobjs sas "$ep" pub dense)
 # keeps the files of a blob open after a client dropped a ranged GET before its end (rclone does on
 # every seek, a 128 MiB range at a time): they pile up to its open file limit (20000 here), where it
 # fails every request and rclone 1.60's reader waits for ever.  So every measurement starts with a
-# server of its own, and the files each one left open are counted (az_files).
+# server of its own, and the files each one left open are counted (az_files).  rclone off leaves
+# about 28 a random read (a 128 MiB range over 4 MiB extents): at 700 reads it hits the limit, so
+# a measurement makes 500 by default.
 az_restart() {
 	kill "$az_wrap"
 	wait "$az_wrap" 2>/dev/null
