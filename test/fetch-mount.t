@@ -83,7 +83,11 @@ mnt() {
 gone() { ! kill -0 "$1" 2>/dev/null; }
 umnt() {
 	fusermount3 -u "$T/$1" || umount "$T/$1"
-	await 30 "the server of $1 ends after the unmount" gone "$2"
+	await 60 "the server of $1 ends after the unmount" gone "$2" || {
+		diag "still mounted: $(mountpoint "$T/$1")"
+		diag "its threads wait in: $(cat /proc/"$2"/task/*/wchan 2>/dev/null | tr '\0' ' ')"
+		diag "its log: $(tail -n 8 "$T/$1.err")"
+	}
 }
 
 # cmp_py FILE EXPECTED N SEED: N random reads (offsets and lengths, some across block edges) of
@@ -417,7 +421,7 @@ export ENCFS_IMDS_ENDPOINT
 blobjs container "$az_ep" priv || bail "cannot create the https container"
 blobjs put-page "$az_ep" priv dense "$T/dense" >/dev/null || bail "cannot put the https blob"
 mkdir -p "$T/tok"
-mpid=$(within 60 encfs-fetch -v --private --cacert "$CA" --mount "$T/tok" --cache-mb 16 "$az_ep/priv/dense" 2>"$T/tok.err")
+mpid=$(within 60 encfs-fetch -vv --private --cacert "$CA" --mount "$T/tok" --cache-mb 16 "$az_ep/priv/dense" 2>"$T/tok.err")
 _mounts="$_mounts $T/tok"
 _servers="$_servers $mpid"
 is "$(dd if="$T/tok/data" bs=1M count=1 2>/dev/null | sha256sum | cut -d' ' -f1)" \

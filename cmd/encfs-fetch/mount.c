@@ -474,6 +474,7 @@ static int serve(struct mount *m)
 			fuse_remove_signal_handlers(se);
 		}
 		ignore_signals(); /* from here on, writing back is what we do */
+		log_debug("the FUSE loop of %s ended: unmounting, writing back", mc->dir);
 		if (ready_started)
 			pthread_join(ready, NULL);
 		fuse_unmount(m->fuse);
@@ -491,7 +492,9 @@ static int serve(struct mount *m)
 			     "was not synced may be lost", mc->dir, m->blob->shown);
 	struct cache_stats st;
 	cache_get_stats(m->cache, &st);
+	log_debug("closing the cache of %s", mc->dir);
 	cache_close(m->cache);
+	log_debug("stopping the token renewal of %s", mc->dir);
 	stop_token_keeper(m);
 	struct err le = {0};
 	if (m->leased && lease_keeper_release(&m->lease, &le) != 0)
