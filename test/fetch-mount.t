@@ -196,6 +196,21 @@ is "$r" 1 "... and so does any later read from the blob (never mixed versions)"
 is "$(grep -c 'changed behind the mount' "$T/ro.err")" 1 "one log line: $(grep 'changed behind' "$T/ro.err" | cut -c1-160)"
 umnt ro "$mpid"
 
+# unmounted here while another mount namespace still holds a copy of the mount (a container
+# runtime, unshare): the server ends all the same
+if command -v unshare >/dev/null; then
+	mnt ns a
+	unshare -m --propagation unchanged sleep 60 &
+	upid=$!
+	sleep 0.5 # (the copy exists once unshare has run; nothing checked here depends on the time)
+	umnt ns "$mpid"
+	ok "$(gone "$mpid" && echo 0 || echo 1)" "unmounted while another mount namespace holds the mount: the server ends"
+	kill "$upid"
+	wait "$upid" 2>/dev/null
+else
+	skip "unshare(1) missing"
+fi
+
 # --- read-ahead and faults during reads -----------------------------------------------------------
 random_file "$T/dense" $((24 * MiB))
 put "$T/dense" dense

@@ -16,6 +16,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -43,6 +44,10 @@ struct mount {
 	struct fuse *fuse;
 	int ready_fd;             /* the readiness pipe's write end, or -1 */
 	int ready_failed;
+	dev_t fuse_dev;           /* st_dev of DIR/data: the FUSE connection */
+	volatile sig_atomic_t loop_done; /* the FUSE loop returned: the watcher stops */
+	pthread_t main_thread;    /* the one in fuse_loop_mt */
+	int gone;                 /* unmounted behind the loop (end_loop ended it) */
 	/* token renewal */
 	pthread_t token_thread;
 	int token_started;
@@ -192,8 +197,30 @@ static const struct fuse_operations ops = {
 
 /* --- readiness ----------------------------------------------------------------------------------- */
 
+static void on_wake(int sig) { (void)sig; }
+
+/* Unmounted here while the connection lives on (a copy of the mount in another mount namespace
+ * keeps it, and the FUSE loop with it): end the loop ourselves.  fuse_loop_mt's thread waits in
+ * sem_wait, which a signal interrupts; it then sees the exit flag and cancels its workers (they
+ * are cancellable only while waiting for a request).  The connection is aborted too when the
+ * fusectl filesystem is there. */
+static void end_loop(struct mount *m)
+{
+	char path[96];
+	unsigned long long id = ((unsigned long long)major(m->fuse_dev) << 20) | minor(m->fuse_dev);
+	snprintf(path, sizeof path, "/sys/fs/fuse/connections/%llu/abort", id);
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (write(fd, "1", 1) != 1)
+			log_debug("aborting the FUSE connection: %s: %s", path, strerror(errno));
+		close(fd);
+	}
+	fuse_exit(m->fuse);
+	pthread_kill(m->main_thread, SIGUSR1);
+}
+
 /* DIR/data opened and its size checked through the mount itself: only then is the mount ready (the
- * parent returns, encfs.sh attaches a loop device). */
+ * parent returns, encfs.sh attaches a loop device).  Then, while serving: is DIR still our mount? */
 static void *ready_check(void *arg)
 {
 	struct mount *m = arg;
@@ -210,6 +237,7 @@ static void *ready_check(void *arg)
 		umount2(m->mc->dir, MNT_DETACH); /* ends the FUSE loop */
 		return NULL;
 	}
+	m->fuse_dev = st.st_dev;
 	log_info("serving %s (%s, %" PRIu64 " bytes, ETag %s) as %s, %s, cache %u MiB%s%s", m->blob->shown,
 		 m->info.type, m->info.size, m->info.etag, m->path, m->mc->read_write ? "read-write" : "read-only",
 		 m->mc->cache_mb, m->mc->cache_dir ? " in " : "", m->mc->cache_dir ? m->mc->cache_dir : "");
@@ -220,6 +248,20 @@ static void *ready_check(void *arg)
 		while (n < 0 && errno == EINTR);
 		close(m->ready_fd);
 		m->ready_fd = -1;
+	}
+	/* the mount point's device (the directory under the mount when unmounted) says */
+	while (!m->loop_done) {
+		struct timespec ts = {0, 250 * 1000000L};
+		nanosleep(&ts, NULL);
+		if (m->loop_done || (stat(m->mc->dir, &st) == 0 && st.st_dev == m->fuse_dev))
+			continue;
+		if (!m->loop_done) {
+			log_info("%s is no longer mounted here (its FUSE connection lives on elsewhere): ending",
+				 m->mc->dir);
+			m->gone = 1;
+			end_loop(m);
+		}
+		break;
 	}
 	return NULL;
 }
@@ -466,6 +508,10 @@ static int serve(struct mount *m)
 		if (fuse_set_signal_handlers(se) != 0) {
 			rc = err_set(&e, EXIT_INTERNAL, "mounting %s: installing the signal handlers failed", mc->dir);
 		} else {
+			struct sigaction sa = {.sa_handler = on_wake};
+			sigemptyset(&sa.sa_mask);
+			sigaction(SIGUSR1, &sa, NULL);
+			m->main_thread = pthread_self();
 			ready_started = pthread_create(&ready, NULL, ready_check, m) == 0;
 			if (!ready_started)
 				rc = err_set(&e, EXIT_INTERNAL, "mounting %s: pthread_create failed", mc->dir);
@@ -473,11 +519,13 @@ static int serve(struct mount *m)
 				log_info("the FUSE loop of %s ended with an error", mc->dir);
 			fuse_remove_signal_handlers(se);
 		}
+		m->loop_done = 1;
 		ignore_signals(); /* from here on, writing back is what we do */
 		log_debug("the FUSE loop of %s ended: unmounting, writing back", mc->dir);
 		if (ready_started)
 			pthread_join(ready, NULL);
-		fuse_unmount(m->fuse);
+		if (!m->gone)
+			fuse_unmount(m->fuse);
 		if (m->ready_failed)
 			rc = err_set(&e, EXIT_DEVICE, "mounting %s: the mount did not serve", mc->dir);
 	}
