@@ -4,10 +4,10 @@
 #  1. sequential read of a dense 512 MiB page blob: dd bs=1M of the mounted file into a file in
 #     /dev/shm, wall time (median of BENCH_RUNS rounds, default 3, the order rotating) and the
 #     mount's peak RSS; goal: encfs <= 0.8 x the best rclone;
-#  2. 4 KiB random reads of the same blob (test/bench/randread.py: BENCH_READS preads, default
-#     500 (see below), at the same random 4 KiB-aligned offsets for every tool, no kernel read-ahead, each
-#     block compared with the blob's): p50 and p99 latency, each round's reads pooled, and the
-#     reads that never returned; goal: encfs's p99 below rclone's best;
+#  2. 4 KiB random reads of the same blob (test/bench/randread.py: BENCH_READS preads a mount,
+#     default 500 (see az_restart), at the same random 4 KiB-aligned offsets for every tool, no
+#     kernel read-ahead, each block compared with the blob's): p50 and p99 latency, each round's
+#     reads pooled, and the reads that never returned; goal: encfs's p99 below rclone's best;
 #  3. peak RSS (VmHWM) of encfs-fetch's server over a whole read of a dense 2 GiB blob, beside its
 #     --cache-mb bound (BENCH_CACHE_MB, default 64), and rclone's (cache mode off) for the same read.
 # Every measurement gets a fresh mount (and, for rclone full, an empty cache directory) and, when
@@ -15,9 +15,9 @@
 # cache, so that every tool meets a warm server and a cold client.  Every read is checked: the
 # SHA-256 of what was read equals the blob's (a fast wrong answer is reported as WRONG BYTES).
 # A read that does not end in BENCH_TIMEOUT seconds (default 60; 4 times that for the 2 GiB read)
-# is stopped and counted as failed (rclone 1.60's readers were seen to hang for good here, in both
-# cache modes, in the random reads: goroutines waiting in asyncreader.fill for minutes, no request
-# in progress); failed measurements are left out of the figures and counted beside them.
+# is stopped and counted as failed (rclone 1.60's reader waits for ever once Azurite fails its
+# requests: goroutines in asyncreader.fill, no request in progress); failed measurements are left
+# out of the figures and counted beside them.
 # Without encfs-fetch --mount (an older build) the rclone figures are printed alone.
 # shellcheck disable=SC1091,SC2154 # lib.sh gives out, err, rc, port
 set -u
