@@ -211,6 +211,20 @@ else
 	skip "unshare(1) missing"
 fi
 
+# a lazy unmount while DIR/data is open (as a loop device holds it when the dm device above is
+# still in use): the open file is served on, and the server ends once it is closed
+mnt held a
+exec 7<"$T/held/data"
+umount -l "$T/held"
+sleep 1 # (a server that ended at the unmount is gone by now: the watcher looks every 250 ms)
+ok "$(kill -0 "$mpid" 2>/dev/null && echo 0 || echo 1)" "lazy unmount with DIR/data open: the server goes on"
+got a "$T/a.now"
+is "$(dd bs=1M count=64 <&7 2>/dev/null | sha256sum | cut -d' ' -f1)" "$(sha256 "$T/a.now")" \
+	"... and the open file reads the blob"
+exec 7<&-
+await 10 "the server to end once the file is closed" gone "$mpid"
+ok "$(gone "$mpid" && echo 0 || echo 1)" "... and ends once the file is closed"
+
 # --- read-ahead and faults during reads -----------------------------------------------------------
 random_file "$T/dense" $((24 * MiB))
 put "$T/dense" dense

@@ -281,11 +281,18 @@ static void *ready_check(void *arg)
 		close(m->ready_fd);
 		m->ready_fd = -1;
 	}
-	/* the mount point's device (the directory under the mount when unmounted) says */
+	/* the mount point's device (the directory under the mount when unmounted) says; a file still
+	 * open (a loop device on DIR/data after a lazy unmount: the dm device above it is still in use)
+	 * is served until it is closed */
 	while (!m->loop_done) {
 		struct timespec ts = {0, 250 * 1000000L};
 		nanosleep(&ts, NULL);
 		if (m->loop_done || (stat(m->mc->dir, &st) == 0 && st.st_dev == m->fuse_dev))
+			continue;
+		pthread_mutex_lock(&open_lock);
+		int in_use = open_files != NULL;
+		pthread_mutex_unlock(&open_lock);
+		if (in_use)
 			continue;
 		if (!m->loop_done) {
 			log_info("%s is no longer mounted here (its FUSE connection lives on elsewhere): ending",

@@ -366,7 +366,7 @@ like "$(dmsetup table remote-crypt-0)" " crypt aes-xts-plain64 " "a dm-crypt tab
 is "$(grep -c 'logon.*cryptsetup:' /proc/keys)" 0 "no volume key is left in a keyring while mounted"
 work=$(find /dev/shm -maxdepth 1 -name 'encfs.*')
 is "$(stat -c %a "$work" 2>&1) $(find "$work" -mindepth 1 | sed 's|.*/||' | sort | tr '\n' ' ')" \
-	"700 blob-0 blob-0.log blob-0.pid blob-0.relay blob-1 blob-1.log blob-1.pid blob-1.relay data data opened-0 opened-1 " \
+	"700 blob-0 blob-0.log blob-0.pid blob-0.relay blob-0.start blob-1 blob-1.log blob-1.pid blob-1.relay blob-1.start data data opened-0 opened-1 " \
 	"the work directory (mode 0700) holds the blob mounts, the opened devices' uuids and no wrapping key"
 is "$(losetup -n -O RO,BACK-FILE | awk '{print $1, $2}' | sort | tr '\n' ' ')" "1 $work/blob-0/data 1 $work/blob-1/data " \
 	"read-only loop devices on the mounted blobs"
