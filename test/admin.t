@@ -352,7 +352,8 @@ cat >"$T/args.json" <<EOF
 EOF
 EncfsSideCarArgs=$(base64 -w0 "$T/args.json") run sh "$ENCFS_SRC/sh/encfs.sh" --allow-http
 is "$rc" 3 "encfs.sh: a blob that is not there: exit 3"
-like "$err" "encfs.sh: filesystem 0 ($T/mnt/share): fetch: encfs-fetch: reading the blob's properties: " "... one line naming the step"
+like "$err" "encfs.sh: filesystem 0 ($T/mnt/share): fetch: encfs-fetch: mounting " "... one line naming the step"
+like "$err" ": reading the blob's properties: " "... and what failed"
 like "$err" "use azure_filesystems[0].azure_url_private or a SAS URL)" "... whose hint names the configuration field"
 unlike "$err" "--private" "... not the command-line option"
 ok "$([ ! -e "$T/mnt/share" ] && [ ! -e "$T/mnt/.filesystem-0" ] && echo 0 || echo 1)" "... and nothing is left"
