@@ -82,10 +82,10 @@ e2e_args "$T/cfg/pinned" "$(fs new.img)"
 e2e_args "$T/cfg/rollback" "$(fs old.img)"
 e2e_args "$T/cfg/flipped" "$(fs flipped.img)"
 # ... and the same with the blob mounted (encfs-fetch --mount, the default)
-e2e_args "$T/cfg/mounted" "$(fs new.img false)"
+e2e_args "$T/cfg/mounted-pinned" "$(fs new.img false)"
 e2e_args "$T/cfg/mounted-rollback" "$(fs old.img false)"
 e2e_args "$T/cfg/mounted-flipped" "$(fs flipped.img false)"
-cfgs="pinned rollback flipped mounted mounted-rollback mounted-flipped"
+cfgs="pinned rollback flipped mounted-pinned mounted-rollback mounted-flipped"
 for c in $cfgs; do
 	encfs-config --allow-raw-key -f "$T/cfg/$c.json" check || bail "configuration $c is not valid"
 	rm -f "$T/cfg/$c.json"
