@@ -16,7 +16,6 @@
 
 #define PAGES_PER_BLOCK (CACHE_BLOCK / BLOB_PAGE)
 #define MASK_WORDS (PAGES_PER_BLOCK / 64)
-#define CHANGED_RETRIES 8      /* read-write: refresh our ETag and try again this often */
 #define WRITEBACK_AGE_MS 2000
 #define LOAD_RUN_MAX 8         /* blocks queued one after the other are fetched by one GET (8 MiB) */  /* dirty data older than this is written back in the background */
 
@@ -179,20 +178,6 @@ static void blob_changed(struct cache *c, const char *why)
 	c->changed = 1;
 }
 
-/* Read-write: our own Put Pages change the ETag; under our lease nobody else can, so the blob's
- * current ETag is ours.  0 when it was refreshed. */
-static int refresh_etag(struct cache *c, struct blob_conn *cn)
-{
-	struct err e = {0};
-	struct blob_info info;
-	if (!c->lease || lease_keeper_check(c->lease, &e) != 0 || blob_get_properties(c->blob, cn, &info, &e) != 0)
-		return -1;
-	pthread_mutex_lock(&c->lock);
-	memcpy(c->etag, info.etag, sizeof c->etag);
-	pthread_mutex_unlock(&c->lock);
-	return 0;
-}
-
 /* Loads n slots of consecutive blocks with one ranged GET. */
 static void load(struct cache *c, struct blob_conn *cn, struct slot **run, int n)
 {
@@ -204,22 +189,23 @@ static void load(struct cache *c, struct blob_conn *cn, struct slot **run, int n
 	char etag[BLOB_ETAG_MAX], why[BLOB_ETAG_MAX * 2 + 64];
 	int rc = -1;
 	uint64_t got = 0;
-	for (int attempt = 0; attempt <= CHANGED_RETRIES; attempt++) {
-		pthread_mutex_lock(&c->lock);
-		memcpy(etag, c->etag, sizeof etag);
-		int changed = c->changed;
-		pthread_mutex_unlock(&c->lock);
-		if (changed)
-			break;
-		rc = blob_get_range(c->blob, cn, b * CACHE_BLOCK, iov, n, etag, &c->cancel, &got, &e);
-		if (rc == BLOB_CHANGED && refresh_etag(c, cn) == 0)
-			continue;
-		break;
-	}
+	pthread_mutex_lock(&c->lock);
+	memcpy(etag, c->etag, sizeof etag);
+	int changed = c->changed;
+	pthread_mutex_unlock(&c->lock);
+	/* read-only: pinned to the ETag seen at mount.  Read-write: under our lease, not an ETag (our
+	 * own Put Pages change it all the time; a block is never fetched while a Put Page of it is in
+	 * flight, as such a block is cached); a read refused for the lease means another writer may
+	 * have written: never served, nor mixed with ours */
+	if (!changed)
+		rc = blob_get_range(c->blob, cn, b * CACHE_BLOCK, iov, n, c->lease ? NULL : etag,
+				    c->lease ? c->lease->id : NULL, &c->cancel, &got, &e);
 	pthread_mutex_lock(&c->lock);
 	c->st.gets++;
 	c->st.get_bytes += got;
-	if (rc == BLOB_CHANGED) {
+	if (rc == BLOB_CHANGED && c->lease) {
+		blob_changed(c, "a read under our lease was refused: the lease is lost, another writer may hold it");
+	} else if (rc == BLOB_CHANGED) {
 		snprintf(why, sizeof why, "its ETag is no longer %s", etag);
 		blob_changed(c, why);
 	} else if (rc == BLOB_NOT_FOUND) {
