@@ -59,6 +59,7 @@ struct cache {
 	pthread_mutex_t lock;
 	pthread_cond_t cv;         /* any slot changed state, a queue grew, a write ended */
 	int quit, changed, write_failed, fail_logged;
+	int submitting;            /* write_back runs taken from their slot, not yet in the page writer's queue */
 	volatile sig_atomic_t cancel; /* closing: loads in flight give up */
 	pthread_t *threads;
 	int nthreads;
@@ -469,11 +470,16 @@ static int write_back(struct cache *c)
 			int rc = -1;
 			if (r) {
 				*r = (struct run){.c = c, .s = s, .first = p, .n = q - p};
+				/* the slot no longer says dirty, and the queue does not hold the run yet: a
+				 * sync meanwhile waits for it (cache_sync) */
+				c->submitting++;
 				pthread_mutex_unlock(&c->lock);
 				rc = page_writer_submit(c->writer, s->block * CACHE_BLOCK + (uint64_t)p * BLOB_PAGE,
 							slot_data(c, s) + (size_t)p * BLOB_PAGE, (size_t)(q - p) * BLOB_PAGE,
 							put_done, r, &e);
 				pthread_mutex_lock(&c->lock);
+				if (--c->submitting == 0)
+					pthread_cond_broadcast(&c->cv);
 			} else {
 				err_set(&e, EXIT_INTERNAL, "out of memory");
 			}
@@ -563,8 +569,11 @@ int cache_sync(struct cache *c)
 	if (!c->rw)
 		return 0;
 	pthread_mutex_lock(&c->lock);
-	while (!c->write_failed && write_back(c) > 0)
-		wait_cv(c, 100); /* slots re-dirtied while their Put Page was in flight */
+	/* slots re-dirtied while their Put Page was in flight; and runs another thread (the flusher,
+	 * another sync) took from their slot but has not queued yet: the flush below would not wait
+	 * for those, and the sync would return 0 before their bytes are in the blob */
+	while (!c->write_failed && (write_back(c) > 0 || c->submitting > 0))
+		wait_cv(c, 100);
 	pthread_mutex_unlock(&c->lock);
 	/* waits for every write queued, ours and others'; a failure's reason is the page writer's */
 	struct err e = {0};
