@@ -798,8 +798,9 @@ int cache_open(struct cache **out, const struct cache_config *cfg, struct err *e
 		struct blob_conn cn;
 		if (blob_conn_init(&cn, e) != 0 || list_segment(c, &cn, 0, e) != 0) {
 			blob_conn_free(&cn);
+			err_wrap(e, "listing the pages of %s", c->blob->shown); /* before c is freed */
 			cache_close(c);
-			return err_wrap(e, "listing the pages of %s", c->blob->shown);
+			return -1;
 		}
 		blob_conn_free(&cn);
 	} else {
