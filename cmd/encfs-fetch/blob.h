@@ -24,6 +24,7 @@
 #define BLOB_API_VERSION "2021-08-06" /* x-ms-version: has Get Page Ranges markers (2020-10-02) */
 #define BLOB_PAGE 512u
 #define BLOB_MAX_PUT_PAGE (4u << 20)      /* Put Page: at most 4 MiB a call */
+#define BLOB_PAGE_BLOB_MAX (8ull << 40)   /* the service's largest page blob: 8 TiB */
 #define BLOB_SEGMENT_SIZE PAGELIST_SEGMENT_SIZE /* blob bytes per Get Page Ranges request */
 #define BLOB_PAGELIST_MAX_BODY (32u << 20)
 #define BLOB_ERROR_BODY_MAX (64u << 10)  /* an error response's body, read and dropped */

@@ -72,7 +72,9 @@ static int has_data(const struct cache *c, uint64_t b) { return c->has_data[b / 
 /* A block known to hold no valid page: its segment's page list has come and does not name it. */
 static int unwritten(const struct cache *c, uint64_t b)
 {
-	return !has_data(c, b) && c->listed[b * CACHE_BLOCK / BLOB_SEGMENT_SIZE];
+	/* a block or append blob has no page list: every block holds data (and no map is kept, whatever
+	 * size the endpoint says) */
+	return c->page_blob && !has_data(c, b) && c->listed[b * CACHE_BLOCK / BLOB_SEGMENT_SIZE];
 }
 static void set_has_data(struct cache *c, uint64_t b) { c->has_data[b / 8] |= (uint8_t)(1u << (b % 8)); }
 static unsigned char *slot_data(struct cache *c, const struct slot *s)
@@ -753,6 +755,14 @@ int cache_open(struct cache **out, const struct cache_config *cfg, struct err *e
 		return err_set(e, EXIT_INTERNAL, "setting up the cache: out of memory");
 	c->blob = cfg->blob;
 	c->size = cfg->info->size;
+	c->page_blob = strcmp(cfg->info->type, "PageBlob") == 0;
+	if (c->page_blob && c->size > BLOB_PAGE_BLOB_MAX) {
+		/* the map of blocks holding data is sized on it: never on a size the service cannot have */
+		err_set(e, EXIT_NETWORK, "setting up the cache: %s says it is a page blob of %" PRIu64 " bytes, "
+			"larger than a page blob can be (8 TiB) (check the endpoint)", c->blob->shown, c->size);
+		free(c);
+		return -1;
+	}
 	c->nblocks = (c->size + CACHE_BLOCK - 1) / CACHE_BLOCK;
 	c->rw = cfg->lease != NULL;
 	c->lease = cfg->lease;
@@ -773,9 +783,10 @@ int cache_open(struct cache **out, const struct cache_config *cfg, struct err *e
 		pthread_condattr_destroy(&ca);
 	c->slots = calloc((size_t)c->nslots, sizeof *c->slots);
 	c->bucket = malloc(c->nbuckets * sizeof *c->bucket);
-	c->has_data = calloc((size_t)(c->nblocks / 8 + 1), 1);
 	c->nsegs = (c->size + BLOB_SEGMENT_SIZE - 1) / BLOB_SEGMENT_SIZE;
-	c->listed = calloc((size_t)c->nsegs + 1, 1);
+	/* a page blob (at most 8 TiB): a bit per block, at most 1 MiB; the others: none */
+	c->has_data = calloc(c->page_blob ? (size_t)(c->nblocks / 8 + 1) : 1, 1);
+	c->listed = calloc(c->page_blob ? (size_t)c->nsegs + 1 : 1, 1);
 	c->threads = calloc((size_t)cfg->jobs, sizeof *c->threads);
 	for (int q = 0; q < NQUEUES; q++)
 		if (!(c->q[q].v = calloc((size_t)c->nslots, sizeof(int))))
@@ -792,7 +803,6 @@ int cache_open(struct cache **out, const struct cache_config *cfg, struct err *e
 		cache_close(c);
 		return -1;
 	}
-	c->page_blob = strcmp(cfg->info->type, "PageBlob") == 0;
 	if (c->page_blob && c->size > 0) {
 		/* the first 512 MiB before serving (an image up to that size: all of it), the rest after */
 		struct blob_conn cn;
@@ -803,10 +813,6 @@ int cache_open(struct cache **out, const struct cache_config *cfg, struct err *e
 			return -1;
 		}
 		blob_conn_free(&cn);
-	} else {
-		/* a block or append blob has no page list: every block holds data */
-		memset(c->has_data, 0xff, (size_t)(c->nblocks / 8 + 1));
-		memset(c->listed, 1, (size_t)c->nsegs + 1);
 	}
 	if (c->nsegs > 1 && c->page_blob) {
 		if (pthread_create(&c->lister, NULL, lister, c) != 0) {
