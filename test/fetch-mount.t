@@ -240,6 +240,31 @@ is "$(cmp_py "$T/faults/data" "$T/dense" 60 2)" ok "503s, resets, cut, short and
 ok "$([ "$(stat_of faults)" -ge 6 ] && echo 0 || echo 1)" "the faults were hit ($(stat_of faults) of 6)"
 umnt faults "$mpid"
 
+# SIGTERM while a read hangs on a service that stalls every answer: the server stops now (the
+# read fails), not once the read gives up at --deadline
+mkdir -p "$T/hang"
+blobjs sas "$pep" img dense >"$T/hang.url"
+encfs-fetch --allow-http --timeout 2 --deadline 900 --mount "$T/hang" --foreground --cache-mb 16 - \
+	<"$T/hang.url" 2>"$T/hang.err" &
+hpid=$!
+_mounts="$_mounts $T/hang"
+_servers="$_servers $hpid"
+await 30 "the foreground mount serves" test -s "$T/hang/data"
+proxy_reset
+fault '{"kind": "range", "action": "stall", "delay": 900, "count": -1}'
+dd if="$T/hang/data" of=/dev/null bs=1M skip=5 count=1 2>/dev/null &
+dpid=$!
+held() { [ "$(stat_of by_kind.range.requests)" -gt 0 ]; }
+await 30 "the read's GET is held" held
+kill -TERM "$hpid"
+await 60 "SIGTERM while a read hangs: the server ends before --deadline" gone "$hpid"
+rc=0
+gone "$hpid" && { wait "$hpid" || rc=$?; }
+is "$rc" 0 "... with exit 0"
+ok "$(mountpoint -q "$T/hang" && echo 1 || echo 0)" "... and unmounted"
+kill -KILL "$dpid" 2>/dev/null
+proxy_ctl DELETE /_fault >/dev/null
+
 # --- read-write --------------------------------------------------------------------------------
 sparse_file "$T/rwimg" $((32 * MiB)) 0:4096 $((5 * MiB - 10)):$((3 * MiB)) $((20 * MiB)):512
 put "$T/rwimg" rw

@@ -854,6 +854,8 @@ void cache_get_stats(struct cache *c, struct cache_stats *st)
 	pthread_mutex_unlock(&c->lock);
 }
 
+void cache_cancel(struct cache *c) { c->cancel = 1; }
+
 void cache_close(struct cache *c)
 {
 	if (!c)
