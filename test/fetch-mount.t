@@ -254,6 +254,31 @@ is "$(cmp_py "$T/faults/data" "$T/dense" 60 2)" ok "503s, resets, cut, short and
 ok "$([ "$(stat_of faults)" -ge 6 ] && echo 0 || echo 1)" "the faults were hit ($(stat_of faults) of 6)"
 umnt faults "$mpid"
 
+# SIGTERM while a read hangs on a service that stalls every answer: the server stops now (the
+# read fails), not once the read gives up at --deadline
+mkdir -p "$T/hang"
+blobjs sas "$pep" img dense >"$T/hang.url"
+encfs-fetch --allow-http --timeout 2 --deadline 900 --mount "$T/hang" --foreground --cache-mb 16 - \
+	<"$T/hang.url" 2>"$T/hang.err" &
+hpid=$!
+_mounts="$_mounts $T/hang"
+_servers="$_servers $hpid"
+await 30 "the foreground mount serves" test -s "$T/hang/data"
+proxy_reset
+fault '{"kind": "range", "action": "stall", "delay": 900, "count": -1}'
+dd if="$T/hang/data" of=/dev/null bs=1M skip=5 count=1 2>/dev/null &
+dpid=$!
+held() { [ "$(stat_of by_kind.range.requests)" -gt 0 ]; }
+await 30 "the read's GET is held" held
+kill -TERM "$hpid"
+await 60 "SIGTERM while a read hangs: the server ends before --deadline" gone "$hpid"
+rc=0
+gone "$hpid" && { wait "$hpid" || rc=$?; }
+is "$rc" 0 "... with exit 0"
+ok "$(mountpoint -q "$T/hang" && echo 1 || echo 0)" "... and unmounted"
+kill -KILL "$dpid" 2>/dev/null
+proxy_ctl DELETE /_fault >/dev/null
+
 # --- read-write --------------------------------------------------------------------------------
 sparse_file "$T/rwimg" $((32 * MiB)) 0:4096 $((5 * MiB - 10)):$((3 * MiB)) $((20 * MiB)):512
 put "$T/rwimg" rw
@@ -391,6 +416,64 @@ like "$(cat "$T/lbm.err")" "lease" "the log names the lease"
 got lb "$T/lb.got"
 is "$(sha256 "$T/lb.got")" "$(sha256 "$T/lb")" "the blob was not written"
 umnt lbm "$mpid"
+
+# read-write: blocks not cached are read while our own writes go on (each Put Page changes the
+# ETag; every range GET is held 0.4 s, so that writes end during each): no read fails
+random_file "$T/race" $((40 * MiB))
+put "$T/race" race
+mnt racem race --read-write --cache-mb 16
+proxy_reset
+fault '{"kind": "range", "action": "delay", "delay": 0.4, "count": -1}'
+"$PYTHON" - "$T/racem/data" "$T/race" >"$T/race.out" 2>&1 <<'EOF'
+import os, sys, threading
+f, e = sys.argv[1], sys.argv[2]
+fd, ed = os.open(f, os.O_RDWR), os.open(e, os.O_RDONLY)
+done, syncs, errs = threading.Event(), [0], []
+def writer():
+    i = 0
+    while not done.is_set():
+        try:
+            os.pwrite(fd, os.urandom(4096), (i % 256) * 4096)
+            os.fsync(fd)
+            syncs[0] += 1
+        except OSError as x:
+            errs.append("write: %s" % x.strerror)
+            return
+        i += 1
+t = threading.Thread(target=writer)
+t.start()
+out = "ok"
+try:
+    for b in (30, 12, 25, 18, 33, 21):
+        if os.pread(fd, 1 << 20, b << 20) != os.pread(ed, 1 << 20, b << 20):
+            out = "block %d differs" % b
+            break
+except OSError as x:
+    out = "read: %s" % x.strerror
+done.set()
+t.join()
+print(errs[0] if errs else out if syncs[0] >= 6 else "only %d fsyncs during the reads" % syncs[0])
+EOF
+is "$(cat "$T/race.out")" ok "read-write: reads of blocks not cached during a stream of writes and fsyncs succeed, with the blob's bytes"
+unlike "$(cat "$T/racem.err")" "changed behind the mount" "... and nothing is taken for a change behind the mount"
+umnt racem "$mpid"
+# the lease broken and the blob written by someone else: a read of a block not cached fails,
+# never returns the other writer's bytes
+mnt racem race --read-write --cache-mb 16
+proxy_reset
+blobjs lease "$az_ep" img race break >/dev/null || bail "cannot break the lease"
+blobjs put-page-at "$az_ep" img race $((39 * MiB)) "$T/other" >/dev/null || bail "put-page-at failed"
+"$PYTHON" - "$T/racem/data" "$T/other" >"$T/race.out" 2>&1 <<'EOF'
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+try:
+    got = os.pread(fd, 1 << 20, 39 << 20)
+    print("the other writer's bytes" if got == open(sys.argv[2], "rb").read() else "other bytes")
+except OSError as x:
+    print("error: %s" % x.strerror)
+EOF
+is "$(cat "$T/race.out")" "error: Input/output error" "read-write, lease broken and the blob written by another: a read fails with EIO"
+umnt racem "$mpid"
 
 # --hydrate: every block of data ends up in the cache, and reads need the network no more
 mkdir -p "$T/cachedir"

@@ -654,9 +654,10 @@ int blob_list_segment(struct blob_client *c, struct blob_conn *cn, struct pageli
 /* --- reading a range ---------------------------------------------------------------------------- */
 
 int blob_get_range(struct blob_client *c, struct blob_conn *cn, uint64_t offset, const struct iovec *iov, int n,
-		   const char *if_match, const volatile sig_atomic_t *cancel, uint64_t *received, struct err *e)
+		   const char *if_match, const char *lease_id, const volatile sig_atomic_t *cancel, uint64_t *received,
+		   struct err *e)
 {
-	char what[96], range[80], cond[BLOB_ETAG_MAX + 16], code[128], v[256];
+	char what[96], range[80], cond[BLOB_ETAG_MAX + 16], lease[BLOB_LEASE_ID_MAX + 16], code[128], v[256];
 	size_t len = 0;
 	for (int i = 0; i < n; i++)
 		len += iov[i].iov_len;
@@ -665,7 +666,14 @@ int blob_get_range(struct blob_client *c, struct blob_conn *cn, uint64_t offset,
 		return err_set(e, EXIT_INTERNAL, "%s: empty range (a bug)", what);
 	snprintf(range, sizeof range, "x-ms-range: bytes=%" PRIu64 "-%" PRIu64, offset, offset + len - 1);
 	snprintf(cond, sizeof cond, "If-Match: %s", if_match ? if_match : "");
-	const char *hdrs[] = {range, if_match ? cond : NULL, NULL};
+	snprintf(lease, sizeof lease, "x-ms-lease-id: %s", lease_id ? lease_id : "");
+	const char *hdrs[4] = {range};
+	int nh = 1;
+	if (if_match)
+		hdrs[nh++] = cond;
+	if (lease_id)
+		hdrs[nh++] = lease;
+	hdrs[nh] = NULL;
 	struct blob_call call = {.what = what, .method = "GET", .headers = hdrs, .max_body = len, .dest = iov,
 				 .dest_count = n, .cancel = cancel};
 	struct blob_reply r;

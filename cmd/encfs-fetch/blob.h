@@ -24,6 +24,7 @@
 #define BLOB_API_VERSION "2021-08-06" /* x-ms-version: has Get Page Ranges markers (2020-10-02) */
 #define BLOB_PAGE 512u
 #define BLOB_MAX_PUT_PAGE (4u << 20)      /* Put Page: at most 4 MiB a call */
+#define BLOB_PAGE_BLOB_MAX (8ull << 40)   /* the service's largest page blob: 8 TiB */
 #define BLOB_SEGMENT_SIZE PAGELIST_SEGMENT_SIZE /* blob bytes per Get Page Ranges request */
 #define BLOB_PAGELIST_MAX_BODY (32u << 20)
 #define BLOB_ERROR_BODY_MAX (64u << 10)  /* an error response's body, read and dropped */
@@ -144,13 +145,15 @@ int blob_list_segment(struct blob_client *c, struct blob_conn *cn, struct pageli
 /* --- reading a range ------------------------------------------------------------------------- */
 
 /* Get Blob of the bytes at offset into the buffers iov[0..n) in turn (their lengths add up to the
- * range's), with If-Match: if_match (may be NULL);
+ * range's), with If-Match: if_match (may be NULL) and x-ms-lease-id: lease_id (may be NULL: a
+ * read-write mount reads under its lease, which no other writer can write past);
  * *cancel (cancel may be NULL) set ends it at once (-1, "interrupted").
- * Returns 0 (exactly those bytes in buf), BLOB_CHANGED (412, or a response whose ETag is not
- * if_match), BLOB_NOT_FOUND (404), or -1 with e filled (401/403 EXIT_DENIED, the rest
+ * Returns 0 (exactly those bytes in buf), BLOB_CHANGED (412: the ETag or the lease condition
+ * failed; or a response whose ETag is not if_match), BLOB_NOT_FOUND (404), or -1 with e filled (401/403 EXIT_DENIED, the rest
  * EXIT_NETWORK).  *received (may be NULL) grows by the body bytes taken. */
 int blob_get_range(struct blob_client *c, struct blob_conn *cn, uint64_t offset, const struct iovec *iov, int n,
-		   const char *if_match, const volatile sig_atomic_t *cancel, uint64_t *received, struct err *e);
+		   const char *if_match, const char *lease_id, const volatile sig_atomic_t *cancel, uint64_t *received,
+		   struct err *e);
 /* Parses "bytes A-B/T" (Content-Range); -1 when malformed. */
 int blob_parse_content_range(const char *v, uint64_t *a, uint64_t *b, uint64_t *total);
 

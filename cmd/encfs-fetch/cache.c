@@ -16,7 +16,6 @@
 
 #define PAGES_PER_BLOCK (CACHE_BLOCK / BLOB_PAGE)
 #define MASK_WORDS (PAGES_PER_BLOCK / 64)
-#define CHANGED_RETRIES 8      /* read-write: refresh our ETag and try again this often */
 #define WRITEBACK_AGE_MS 2000
 #define LOAD_RUN_MAX 8         /* blocks queued one after the other are fetched by one GET (8 MiB) */  /* dirty data older than this is written back in the background */
 
@@ -60,6 +59,7 @@ struct cache {
 	pthread_mutex_t lock;
 	pthread_cond_t cv;         /* any slot changed state, a queue grew, a write ended */
 	int quit, changed, write_failed, fail_logged;
+	int submitting;            /* write_back runs taken from their slot, not yet in the page writer's queue */
 	volatile sig_atomic_t cancel; /* closing: loads in flight give up */
 	pthread_t *threads;
 	int nthreads;
@@ -72,7 +72,9 @@ static int has_data(const struct cache *c, uint64_t b) { return c->has_data[b / 
 /* A block known to hold no valid page: its segment's page list has come and does not name it. */
 static int unwritten(const struct cache *c, uint64_t b)
 {
-	return !has_data(c, b) && c->listed[b * CACHE_BLOCK / BLOB_SEGMENT_SIZE];
+	/* a block or append blob has no page list: every block holds data (and no map is kept, whatever
+	 * size the endpoint says) */
+	return c->page_blob && !has_data(c, b) && c->listed[b * CACHE_BLOCK / BLOB_SEGMENT_SIZE];
 }
 static void set_has_data(struct cache *c, uint64_t b) { c->has_data[b / 8] |= (uint8_t)(1u << (b % 8)); }
 static unsigned char *slot_data(struct cache *c, const struct slot *s)
@@ -179,20 +181,6 @@ static void blob_changed(struct cache *c, const char *why)
 	c->changed = 1;
 }
 
-/* Read-write: our own Put Pages change the ETag; under our lease nobody else can, so the blob's
- * current ETag is ours.  0 when it was refreshed. */
-static int refresh_etag(struct cache *c, struct blob_conn *cn)
-{
-	struct err e = {0};
-	struct blob_info info;
-	if (!c->lease || lease_keeper_check(c->lease, &e) != 0 || blob_get_properties(c->blob, cn, &info, &e) != 0)
-		return -1;
-	pthread_mutex_lock(&c->lock);
-	memcpy(c->etag, info.etag, sizeof c->etag);
-	pthread_mutex_unlock(&c->lock);
-	return 0;
-}
-
 /* Loads n slots of consecutive blocks with one ranged GET. */
 static void load(struct cache *c, struct blob_conn *cn, struct slot **run, int n)
 {
@@ -204,22 +192,23 @@ static void load(struct cache *c, struct blob_conn *cn, struct slot **run, int n
 	char etag[BLOB_ETAG_MAX], why[BLOB_ETAG_MAX * 2 + 64];
 	int rc = -1;
 	uint64_t got = 0;
-	for (int attempt = 0; attempt <= CHANGED_RETRIES; attempt++) {
-		pthread_mutex_lock(&c->lock);
-		memcpy(etag, c->etag, sizeof etag);
-		int changed = c->changed;
-		pthread_mutex_unlock(&c->lock);
-		if (changed)
-			break;
-		rc = blob_get_range(c->blob, cn, b * CACHE_BLOCK, iov, n, etag, &c->cancel, &got, &e);
-		if (rc == BLOB_CHANGED && refresh_etag(c, cn) == 0)
-			continue;
-		break;
-	}
+	pthread_mutex_lock(&c->lock);
+	memcpy(etag, c->etag, sizeof etag);
+	int changed = c->changed;
+	pthread_mutex_unlock(&c->lock);
+	/* read-only: pinned to the ETag seen at mount.  Read-write: under our lease, not an ETag (our
+	 * own Put Pages change it all the time; a block is never fetched while a Put Page of it is in
+	 * flight, as such a block is cached); a read refused for the lease means another writer may
+	 * have written: never served, nor mixed with ours */
+	if (!changed)
+		rc = blob_get_range(c->blob, cn, b * CACHE_BLOCK, iov, n, c->lease ? NULL : etag,
+				    c->lease ? c->lease->id : NULL, &c->cancel, &got, &e);
 	pthread_mutex_lock(&c->lock);
 	c->st.gets++;
 	c->st.get_bytes += got;
-	if (rc == BLOB_CHANGED) {
+	if (rc == BLOB_CHANGED && c->lease) {
+		blob_changed(c, "a read under our lease was refused: the lease is lost, another writer may hold it");
+	} else if (rc == BLOB_CHANGED) {
 		snprintf(why, sizeof why, "its ETag is no longer %s", etag);
 		blob_changed(c, why);
 	} else if (rc == BLOB_NOT_FOUND) {
@@ -483,11 +472,16 @@ static int write_back(struct cache *c)
 			int rc = -1;
 			if (r) {
 				*r = (struct run){.c = c, .s = s, .first = p, .n = q - p};
+				/* the slot no longer says dirty, and the queue does not hold the run yet: a
+				 * sync meanwhile waits for it (cache_sync) */
+				c->submitting++;
 				pthread_mutex_unlock(&c->lock);
 				rc = page_writer_submit(c->writer, s->block * CACHE_BLOCK + (uint64_t)p * BLOB_PAGE,
 							slot_data(c, s) + (size_t)p * BLOB_PAGE, (size_t)(q - p) * BLOB_PAGE,
 							put_done, r, &e);
 				pthread_mutex_lock(&c->lock);
+				if (--c->submitting == 0)
+					pthread_cond_broadcast(&c->cv);
 			} else {
 				err_set(&e, EXIT_INTERNAL, "out of memory");
 			}
@@ -577,8 +571,11 @@ int cache_sync(struct cache *c)
 	if (!c->rw)
 		return 0;
 	pthread_mutex_lock(&c->lock);
-	while (!c->write_failed && write_back(c) > 0)
-		wait_cv(c, 100); /* slots re-dirtied while their Put Page was in flight */
+	/* slots re-dirtied while their Put Page was in flight; and runs another thread (the flusher,
+	 * another sync) took from their slot but has not queued yet: the flush below would not wait
+	 * for those, and the sync would return 0 before their bytes are in the blob */
+	while (!c->write_failed && (write_back(c) > 0 || c->submitting > 0))
+		wait_cv(c, 100);
 	pthread_mutex_unlock(&c->lock);
 	/* waits for every write queued, ours and others'; a failure's reason is the page writer's */
 	struct err e = {0};
@@ -758,6 +755,14 @@ int cache_open(struct cache **out, const struct cache_config *cfg, struct err *e
 		return err_set(e, EXIT_INTERNAL, "setting up the cache: out of memory");
 	c->blob = cfg->blob;
 	c->size = cfg->info->size;
+	c->page_blob = strcmp(cfg->info->type, "PageBlob") == 0;
+	if (c->page_blob && c->size > BLOB_PAGE_BLOB_MAX) {
+		/* the map of blocks holding data is sized on it: never on a size the service cannot have */
+		err_set(e, EXIT_NETWORK, "setting up the cache: %s says it is a page blob of %" PRIu64 " bytes, "
+			"larger than a page blob can be (8 TiB) (check the endpoint)", c->blob->shown, c->size);
+		free(c);
+		return -1;
+	}
 	c->nblocks = (c->size + CACHE_BLOCK - 1) / CACHE_BLOCK;
 	c->rw = cfg->lease != NULL;
 	c->lease = cfg->lease;
@@ -778,9 +783,10 @@ int cache_open(struct cache **out, const struct cache_config *cfg, struct err *e
 		pthread_condattr_destroy(&ca);
 	c->slots = calloc((size_t)c->nslots, sizeof *c->slots);
 	c->bucket = malloc(c->nbuckets * sizeof *c->bucket);
-	c->has_data = calloc((size_t)(c->nblocks / 8 + 1), 1);
 	c->nsegs = (c->size + BLOB_SEGMENT_SIZE - 1) / BLOB_SEGMENT_SIZE;
-	c->listed = calloc((size_t)c->nsegs + 1, 1);
+	/* a page blob (at most 8 TiB): a bit per block, at most 1 MiB; the others: none */
+	c->has_data = calloc(c->page_blob ? (size_t)(c->nblocks / 8 + 1) : 1, 1);
+	c->listed = calloc(c->page_blob ? (size_t)c->nsegs + 1 : 1, 1);
 	c->threads = calloc((size_t)cfg->jobs, sizeof *c->threads);
 	for (int q = 0; q < NQUEUES; q++)
 		if (!(c->q[q].v = calloc((size_t)c->nslots, sizeof(int))))
@@ -797,20 +803,16 @@ int cache_open(struct cache **out, const struct cache_config *cfg, struct err *e
 		cache_close(c);
 		return -1;
 	}
-	c->page_blob = strcmp(cfg->info->type, "PageBlob") == 0;
 	if (c->page_blob && c->size > 0) {
 		/* the first 512 MiB before serving (an image up to that size: all of it), the rest after */
 		struct blob_conn cn;
 		if (blob_conn_init(&cn, e) != 0 || list_segment(c, &cn, 0, e) != 0) {
 			blob_conn_free(&cn);
+			err_wrap(e, "listing the pages of %s", c->blob->shown); /* before c is freed */
 			cache_close(c);
-			return err_wrap(e, "listing the pages of %s", c->blob->shown);
+			return -1;
 		}
 		blob_conn_free(&cn);
-	} else {
-		/* a block or append blob has no page list: every block holds data */
-		memset(c->has_data, 0xff, (size_t)(c->nblocks / 8 + 1));
-		memset(c->listed, 1, (size_t)c->nsegs + 1);
 	}
 	if (c->nsegs > 1 && c->page_blob) {
 		if (pthread_create(&c->lister, NULL, lister, c) != 0) {
@@ -851,6 +853,8 @@ void cache_get_stats(struct cache *c, struct cache_stats *st)
 	*st = c->st;
 	pthread_mutex_unlock(&c->lock);
 }
+
+void cache_cancel(struct cache *c) { c->cancel = 1; }
 
 void cache_close(struct cache *c)
 {

@@ -62,6 +62,10 @@ struct cache_stats {
 	uint64_t gets, get_bytes, hits, misses, zero_reads, puts, put_bytes;
 };
 void cache_get_stats(struct cache *c, struct cache_stats *st);
+/* A stop signal: the loads in flight give up at once and later ones fail (reads are EIO from now
+ * on), so that FUSE workers waiting on a hung read let the loop end and the write-back start.
+ * Async-signal-safe. */
+void cache_cancel(struct cache *c);
 /* Stops the threads and frees c (after cache_sync, for a read-write mount). */
 void cache_close(struct cache *c);
 

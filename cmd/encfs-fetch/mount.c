@@ -231,6 +231,34 @@ static const struct fuse_operations ops = {
 
 static void on_wake(int sig) { (void)sig; }
 
+/* A stop signal while serving: loads in flight are cancelled (a read hung on a stalled service would
+ * hold its FUSE worker, and the loop's end with it, until --deadline), then libfuse's own handler
+ * ends the loop. */
+static const int stop_signals[] = {SIGTERM, SIGINT, SIGHUP};
+static struct sigaction fuse_handlers[3];
+static void on_stop(int sig)
+{
+	if (M && M->cache)
+		cache_cancel(M->cache);
+	for (int i = 0; i < 3; i++) {
+		const struct sigaction *h = &fuse_handlers[i];
+		if (stop_signals[i] != sig)
+			continue;
+		if (h->sa_flags & SA_SIGINFO)
+			h->sa_sigaction(sig, NULL, NULL);
+		else if (h->sa_handler != SIG_IGN && h->sa_handler != SIG_DFL)
+			h->sa_handler(sig);
+	}
+}
+
+static void chain_stop_handlers(void)
+{
+	struct sigaction sa = {.sa_handler = on_stop};
+	sigemptyset(&sa.sa_mask);
+	for (int i = 0; i < 3; i++)
+		sigaction(stop_signals[i], &sa, &fuse_handlers[i]);
+}
+
 /* Unmounted here while the connection lives on (a copy of the mount in another mount namespace
  * keeps it, and the FUSE loop with it): end the loop ourselves.  fuse_loop_mt's thread waits in
  * sem_wait, which a signal interrupts; it then sees the exit flag and cancels its workers (they
@@ -550,6 +578,7 @@ static int serve(struct mount *m)
 			struct sigaction sa = {.sa_handler = on_wake};
 			sigemptyset(&sa.sa_mask);
 			sigaction(SIGUSR1, &sa, NULL);
+			chain_stop_handlers();
 			m->main_thread = pthread_self();
 			ready_started = pthread_create(&ready, NULL, ready_check, m) == 0;
 			if (!ready_started)
