@@ -504,12 +504,13 @@ void blob_reply_free(struct blob_reply *r)
 
 /* --- Get Blob Properties ---------------------------------------------------------------------- */
 
-static int parse_u64(const char *s, uint64_t *v)
+/* Digits s..end (not empty, no sign) into v; -1 on anything else or overflow. */
+static int parse_u64_span(const char *s, const char *end, uint64_t *v)
 {
 	uint64_t x = 0;
-	if (!*s)
+	if (s == end)
 		return -1;
-	for (; *s; s++) {
+	for (; s < end; s++) {
 		if (*s < '0' || *s > '9')
 			return -1;
 		unsigned d = (unsigned)(*s - '0');
@@ -520,6 +521,8 @@ static int parse_u64(const char *s, uint64_t *v)
 	*v = x;
 	return 0;
 }
+
+static int parse_u64(const char *s, uint64_t *v) { return parse_u64_span(s, s + strlen(s), v); }
 
 /* Copies header name's value into out when it is one of the words allowed (NULL-terminated). */
 static void known_word(const char *headers, const char *name, const char *const *allowed, char *out, size_t size)
@@ -706,23 +709,6 @@ int blob_get_range(struct blob_client *c, struct blob_conn *cn, uint64_t offset,
 	return ret;
 }
 
-/* Digits s..end (not empty, no sign) into v; -1 on anything else or overflow. */
-static int parse_u64_span(const char *s, const char *end, uint64_t *v)
-{
-	uint64_t x = 0;
-	if (s == end)
-		return -1;
-	for (; s < end; s++) {
-		if (*s < '0' || *s > '9')
-			return -1;
-		unsigned d = (unsigned)(*s - '0');
-		if (x > (UINT64_MAX - d) / 10)
-			return -1;
-		x = x * 10 + d;
-	}
-	*v = x;
-	return 0;
-}
 
 int blob_parse_content_range(const char *v, uint64_t *a, uint64_t *b, uint64_t *total)
 {
