@@ -109,23 +109,7 @@ vm_rc=$?
 t_vm_end=$(date +%s)
 
 # The guest's checks, renumbered among ours; its comments pass through.
-guest_plan=""
-guest_n=0
-while IFS= read -r line; do
-	case $line in
-	"ok "*" # skip"*) skip "${line#* # skip }"; guest_n=$((guest_n + 1)) ;;
-	"ok "*) ok 0 "vm: $(echo "$line" | sed 's/^ok [0-9]* - //')"; guest_n=$((guest_n + 1)) ;;
-	"not ok "*) ok 1 "vm: $(echo "$line" | sed 's/^not ok [0-9]* - //')"; guest_n=$((guest_n + 1)) ;;
-	"1.."*) guest_plan=${line#1..} ;;
-	"#"*) echo "$line" ;;
-	*) [ -z "$line" ] || diag "vm: $line" ;;
-	esac
-done <"$T/guest.tap"
-is "$vm_rc:$guest_plan" "0:$guest_n" "the guest ran all its checks and they passed"
-if [ "$vm_rc" -ne 0 ] || [ "$guest_plan" != "$guest_n" ]; then
-	diag "guest stderr (last lines):"
-	tail -n 30 "$T/guest.err" | sed 's/^/#   /'
-fi
+e2e_guest_tap "$vm_rc" "$T/guest.tap" "$T/guest.err"
 
 # --- what the services saw ----------------------------------------------------------------------
 e2e_requests vault "$VAULT_PORT"

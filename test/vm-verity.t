@@ -100,20 +100,5 @@ sh "$ENCFS_SRC/test/vm/run.sh" --mem 768 $(e2e_vm_net) --file "$T/cfg" --file "$
 	--file "$T/sums" --file "$T/victim" --file "$T/root" --file "$T/blocks" --env "IMDS_PORT=$IMDS_PORT" \
 	"$ENCFS_SRC/test/vm/verity-guest.sh" >"$T/guest.tap" 2>"$T/guest.err"
 vm_rc=$?
-guest_plan=""
-guest_n=0
-while IFS= read -r line; do
-	case $line in
-	"ok "*) ok 0 "vm: $(echo "$line" | sed 's/^ok [0-9]* - //')"; guest_n=$((guest_n + 1)) ;;
-	"not ok "*) ok 1 "vm: $(echo "$line" | sed 's/^not ok [0-9]* - //')"; guest_n=$((guest_n + 1)) ;;
-	"1.."*) guest_plan=${line#1..} ;;
-	"#"*) echo "$line" ;;
-	*) [ -z "$line" ] || diag "vm: $line" ;;
-	esac
-done <"$T/guest.tap"
-is "$vm_rc:$guest_plan" "0:$guest_n" "the guest ran all its checks and they passed"
-if [ "$vm_rc" -ne 0 ] || [ "$guest_plan" != "$guest_n" ]; then
-	diag "guest stderr (last lines):"
-	tail -n 30 "$T/guest.err" | sed 's/^/#   /'
-fi
+e2e_guest_tap "$vm_rc" "$T/guest.tap" "$T/guest.err"
 done_testing

@@ -188,3 +188,26 @@ e2e_requests() {
 		curl -sS --cacert "$CA" "https://127.0.0.1:$2/_requests" >"$T/$1.requests"
 	fi
 }
+
+# e2e_guest_tap STATUS TAP ERR: the guest's checks (TAP file TAP, from run.sh exiting STATUS),
+# renumbered among the host's; its comments pass through; then one check that the guest ran all
+# it planned and passed, with the last lines of its stderr (ERR) when not
+e2e_guest_tap() {
+	_gplan=""
+	_gn=0
+	while IFS= read -r _line; do
+		case $_line in
+		"ok "*" # skip"*) skip "${_line#* # skip }"; _gn=$((_gn + 1)) ;;
+		"ok "*) ok 0 "vm: $(echo "$_line" | sed 's/^ok [0-9]* - //')"; _gn=$((_gn + 1)) ;;
+		"not ok "*) ok 1 "vm: $(echo "$_line" | sed 's/^not ok [0-9]* - //')"; _gn=$((_gn + 1)) ;;
+		"1.."*) _gplan=${_line#1..} ;;
+		"#"*) echo "$_line" ;;
+		*) [ -z "$_line" ] || diag "vm: $_line" ;;
+		esac
+	done <"$2"
+	is "$1:$_gplan" "0:$_gn" "the guest ran all its checks and they passed"
+	if [ "$1" -ne 0 ] || [ "$_gplan" != "$_gn" ]; then
+		diag "guest stderr (last lines):"
+		tail -n 30 "$3" | sed 's/^/#   /'
+	fi
+}
