@@ -243,6 +243,33 @@ fetched=$(stat_of by_kind.range.body_bytes)
 ok "$([ "$fetched" -gt $((8 * MiB)) ] && [ "$inflight" -ge 2 ] && echo 0 || echo 1)" "a streaming read is read ahead: $fetched bytes fetched for 8 MiB read, $n GETs, up to $inflight in flight"
 umnt ra "$mpid"
 
+# a streaming read of a whole blob three times the read-ahead window (32 MiB) is fetched in runs
+# of blocks (one GET each, as the dense download does), not a GET per 1 MiB block added at the end
+# of a sliding window.  The reader takes 10 ms a MiB, so that the fetchers keep up with it (a
+# reader faster than the service makes runs of whatever piled up in the queue meanwhile).
+random_file "$T/stream" $((96 * MiB))
+put "$T/stream" stream
+proxy_reset
+mnt ra stream -j 4
+slow_sum() {
+	"$PYTHON" -c 'import hashlib, sys, time
+h = hashlib.sha256()
+with open(sys.argv[1], "rb") as f:
+    while True:
+        b = f.read(1 << 20)
+        if not b:
+            break
+        h.update(b)
+        time.sleep(0.01)
+print(h.hexdigest())' "$1"
+}
+is "$(slow_sum "$T/ra/data")" "$(sha256 "$T/stream")" "a streaming read of a whole 96 MiB blob: its bytes"
+n=$(stat_of by_kind.range.requests)
+fetched=$(stat_of by_kind.range.body_bytes)
+ok "$([ "$n" -gt 0 ] && [ $((fetched / n)) -ge $((3 * MiB)) ] && echo 0 || echo 1)" \
+	"... read ahead in runs: $n GETs for $fetched bytes (at least 3 MiB a GET)"
+umnt ra "$mpid"
+
 proxy_reset
 mnt faults dense -j 4 --cache-mb 16
 fault '{"kind": "range", "action": "status", "status": 503, "retry_after": 0, "count": 2}'
@@ -277,6 +304,21 @@ gone "$hpid" && { wait "$hpid" || rc=$?; }
 is "$rc" 0 "... with exit 0"
 ok "$(mountpoint -q "$T/hang" && echo 1 || echo 0)" "... and unmounted"
 kill -KILL "$dpid" 2>/dev/null
+proxy_ctl DELETE /_fault >/dev/null
+
+# an unmount while the page list of a large blob is still being listed in the background (the
+# service holds the answer for its second 512 MiB segment): the server ends now, not once the
+# listing gives up at --deadline
+sparse_file "$T/huge" $((1024 * MiB)) 0:4096
+put "$T/huge" huge
+proxy_reset
+fault '{"kind": "pagelist", "action": "stall", "delay": 900, "skip": 1, "count": -1}'
+mnt lst huge --timeout 2 --deadline 900
+listing() { [ "$(stat_of by_kind.pagelist.requests)" -ge 2 ]; }
+await 30 "the second segment's listing is held" listing
+fusermount3 -u "$T/lst"
+await 20 "the server ends at the unmount while a listing hangs" gone "$mpid"
+ok "$(gone "$mpid" && echo 0 || echo 1)" "unmounted while the page list's second segment hangs: the server ends at once"
 proxy_ctl DELETE /_fault >/dev/null
 
 # --- read-write --------------------------------------------------------------------------------

@@ -610,7 +610,7 @@ char *blob_pagelist_url(const struct blob_client *c, const char *marker)
 }
 
 int blob_list_segment(struct blob_client *c, struct blob_conn *cn, struct pagelist_walk *w, const char *if_match,
-		      struct err *e)
+		      const volatile sig_atomic_t *cancel, struct err *e)
 {
 	char range[80], cond[BLOB_ETAG_MAX + 16], code[128], v[BLOB_ETAG_MAX];
 	snprintf(range, sizeof range, "x-ms-range: bytes=%" PRIu64 "-%" PRIu64, w->start, w->end);
@@ -621,7 +621,7 @@ int blob_list_segment(struct blob_client *c, struct blob_conn *cn, struct pageli
 		if (!url)
 			return err_set(e, EXIT_INTERNAL, "Get Page Ranges: out of memory");
 		struct blob_call call = {.what = "Get Page Ranges", .method = "GET", .url = url, .headers = hdrs,
-					 .max_body = BLOB_PAGELIST_MAX_BODY};
+					 .max_body = BLOB_PAGELIST_MAX_BODY, .cancel = cancel};
 		struct blob_reply r;
 		int rc = blob_call(c, cn, &call, &r, e);
 		free(url);

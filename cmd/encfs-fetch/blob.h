@@ -138,9 +138,10 @@ int blob_get_properties(struct blob_client *c, struct blob_conn *cn, struct blob
 char *blob_pagelist_url(const struct blob_client *c, const char *marker);
 /* Every valid page range of the segment w->start..w->end (set up with pagelist_walk_begin) of a
  * page blob of w->blob_size bytes into w->ranges, following continuation markers.  With if_match,
- * the requests carry If-Match and a different ETag is EXIT_DEVICE ("the blob changed"). */
+ * the requests carry If-Match and a different ETag is EXIT_DEVICE ("the blob changed").  *cancel
+ * (cancel may be NULL) set ends it at once (-1, "interrupted"), as for blob_get_range. */
 int blob_list_segment(struct blob_client *c, struct blob_conn *cn, struct pagelist_walk *w, const char *if_match,
-		      struct err *e);
+		      const volatile sig_atomic_t *cancel, struct err *e);
 
 /* --- reading a range ------------------------------------------------------------------------- */
 

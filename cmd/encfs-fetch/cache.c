@@ -280,17 +280,32 @@ static void *fetcher(void *arg)
 /* --- reading ------------------------------------------------------------------------------------ */
 
 /* Under the lock: queue read-ahead of the blocks from..from+n-1 that hold data and are not cached,
- * taking only slots that need no waiting. */
-static void read_ahead(struct cache *c, uint64_t from, unsigned n)
+ * taking only slots that need no waiting.  Returns the first block not asked for. */
+static uint64_t read_ahead(struct cache *c, uint64_t from, uint64_t n)
 {
-	for (uint64_t b = from; b < c->nblocks && b < from + n; b++) {
+	uint64_t b;
+	for (b = from; b < c->nblocks && b < from + n; b++) {
 		if (unwritten(c, b) || lookup(c, b))
 			continue;
 		struct slot *s = take_slot(c, b, 1);
 		if (!s)
-			return;
+			return b;
 		enqueue(c, Q_AHEAD, s);
 	}
+	return b;
+}
+
+/* Under the lock: a sequential reader at block next keeps window blocks asked for ahead of it,
+ * topped up in batches of at least half the window once it has eaten into them: so the fetchers
+ * get runs of consecutive blocks (one GET each, as the dense download makes) rather than the one
+ * block that a reader's every step would add at the window's end. */
+static void stream_ahead(struct cache *c, struct cache_stream *st)
+{
+	if (st->ahead < st->next)
+		st->ahead = st->next;
+	uint64_t end = st->next + st->window;
+	if (end > st->ahead && end - st->ahead >= (st->window + 1) / 2)
+		st->ahead = read_ahead(c, st->ahead, end - st->ahead);
 }
 
 static void unpin(struct cache *c, struct slot *s)
@@ -353,10 +368,12 @@ int cache_read(struct cache *c, struct cache_stream *stream, char *buf, size_t s
 	pthread_mutex_lock(&c->lock);
 	/* sequential: the window doubles up to its bound; anything else resets it */
 	if (stream) {
-		if (first == stream->next || first + 1 == stream->next)
+		if (first == stream->next || first + 1 == stream->next) {
 			stream->window = stream->window ? stream->window * 2 : 1;
-		else
+		} else {
 			stream->window = 0;
+			stream->ahead = 0;
+		}
 		if (stream->window > (unsigned)c->ahead_max)
 			stream->window = (unsigned)c->ahead_max;
 		stream->next = last + 1;
@@ -367,7 +384,7 @@ int cache_read(struct cache *c, struct cache_stream *stream, char *buf, size_t s
 		if ((ret = hold_blocks(c, cf, cl, held)) != 0)
 			break;
 		if (stream && stream->window && cf == first)
-			read_ahead(c, last + 1, stream->window);
+			stream_ahead(c, stream);
 		for (uint64_t b = cf; b <= cl; b++) {
 			struct slot *s = held[b - cf];
 			uint64_t bstart = b * CACHE_BLOCK;
@@ -672,7 +689,7 @@ static int list_segment(struct cache *c, struct blob_conn *cn, uint64_t seg, str
 	memcpy(etag, c->etag, sizeof etag);
 	pthread_mutex_unlock(&c->lock);
 	pagelist_walk_begin(&w, start, end, c->size);
-	int ret = blob_list_segment(c->blob, cn, &w, c->rw ? NULL : etag, e);
+	int ret = blob_list_segment(c->blob, cn, &w, c->rw ? NULL : etag, &c->cancel, e);
 	pthread_mutex_lock(&c->lock);
 	for (size_t i = 0; ret == 0 && i < w.ranges.n; i++)
 		for (uint64_t b = w.ranges.v[i].start / CACHE_BLOCK; b <= w.ranges.v[i].end / CACHE_BLOCK; b++)

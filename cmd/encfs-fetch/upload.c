@@ -284,7 +284,7 @@ static int verify(struct uploader *u)
 		uint64_t seg_end = u->blob_size - seg > BLOB_SEGMENT_SIZE ? seg + BLOB_SEGMENT_SIZE - 1 : u->blob_size - 1;
 		struct pagelist_walk w;
 		pagelist_walk_begin(&w, seg, seg_end, u->blob_size);
-		if (blob_list_segment(u->c, &u->cn, &w, NULL, u->e) != 0) {
+		if (blob_list_segment(u->c, &u->cn, &w, NULL, NULL, u->e) != 0) {
 			pagelist_walk_free(&w);
 			return err_wrap(u->e, "uploading %s: checking the page list", u->c->shown);
 		}
