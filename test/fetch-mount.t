@@ -270,6 +270,31 @@ ok "$([ "$n" -gt 0 ] && [ $((fetched / n)) -ge $((3 * MiB)) ] && echo 0 || echo 
 	"... read ahead in runs: $n GETs for $fetched bytes (at least 3 MiB a GET)"
 umnt ra "$mpid"
 
+# a read-ahead GET that fails (a 400: not retried) drops its blocks: they are asked for again in a
+# run before the reader gets there, not missed by the reader one 1 MiB GET after the other
+proxy_reset
+mnt ra stream -j 4
+fault '{"kind": "range", "action": "status", "status": 400, "skip": 6, "count": 1}'
+is "$(slow_sum "$T/ra/data")" "$(sha256 "$T/stream")" "a read-ahead GET refused: the streaming reader still gets the blob's bytes"
+"$PYTHON" -c 'import json, sys
+log = [r for r in json.load(sys.stdin) if r["kind"] == "range"]
+def span(r):
+    a, b = r["range"].split("=")[1].split("-")
+    return int(a), int(b)
+bad = [r for r in log if r["action"] == "status"]
+if not bad:
+    print("none -")
+    sys.exit()
+a, b = span(bad[0])
+# GETs of a single block inside the refused range, after it
+singles = sum(1 for r in log if r["t"] > bad[0]["t"] and a <= span(r)[0] <= b and span(r)[1] - span(r)[0] + 1 <= 1048576)
+print("%d-%d %d" % (a, b, singles))' <<EOF >"$T/ra.json"
+$(proxy_ctl GET /_log)
+EOF
+read -r refused singles <"$T/ra.json"
+is "$singles" 0 "... and its blocks ($refused) are fetched again in a run, not block by block"
+umnt ra "$mpid"
+
 proxy_reset
 mnt faults dense -j 4 --cache-mb 16
 fault '{"kind": "range", "action": "status", "status": 503, "retry_after": 0, "count": 2}'

@@ -303,6 +303,13 @@ static void stream_ahead(struct cache *c, struct cache_stream *st)
 {
 	if (st->ahead < st->next)
 		st->ahead = st->next;
+	/* a block asked for may be gone since (its GET failed, or the clock took it): ask again from
+	 * there, in a batch, rather than let the reader miss it and each block after it in turn */
+	for (uint64_t b = st->next; b < st->ahead; b++)
+		if (!unwritten(c, b) && !lookup(c, b)) {
+			st->ahead = b;
+			break;
+		}
 	uint64_t end = st->next + st->window;
 	if (end > st->ahead && end - st->ahead >= (st->window + 1) / 2)
 		st->ahead = read_ahead(c, st->ahead, end - st->ahead);

@@ -9,7 +9,8 @@
 #     kernel read-ahead, each block compared with the blob's): p50 and p99 latency, each round's
 #     reads pooled, and the reads that never returned; goal: encfs's p99 below rclone's best;
 #  3. peak RSS (VmHWM) of encfs-fetch's server over a whole read of a dense 2 GiB blob, beside its
-#     --cache-mb bound (BENCH_CACHE_MB, default 64), and rclone's (cache mode off) for the same read.
+#     --cache-mb bound (BENCH_CACHE_MB, default 64) and its RSS when ready (before any read), and
+#     rclone's (cache mode off) for the same read.
 # Every measurement gets a fresh mount (and, for rclone full, an empty cache directory) and, when
 # the benchmark may (root), dropped page caches; Azurite's files are then read back into the page
 # cache, so that every tool meets a warm server and a cold client.  Every read is checked: the
@@ -375,6 +376,7 @@ for tool in $ours rclone-off; do
 	[ "$tool" = encfs ] && mnt_opts="--cache-mb $CACHE_MB"
 	mnt "$tool" big
 	mnt_opts=
+	h0=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status")
 	_t0=$(now_ms)
 	sum=$(stage dd timeout -k 5 $((4 * LIMIT)) dd if="$file" bs=1M 2>"$T/dd.err" | sha256sum | cut -d' ' -f1)
 	_t1=$(now_ms)
@@ -391,6 +393,6 @@ for tool in $ours rclone-off; do
 	bound=-
 	[ "$tool" = encfs ] && bound=$CACHE_MB
 	printf '  %-12s %9s %13s %10s  %s\n' "$tool" "$(div $((_t1 - _t0)) 1000 %.2f)" "$(div "$h" 1024 %.1f)" "$bound" "$check"
-	[ "$tool" = encfs ] && echo "  encfs peak RSS - cache bound = $(awk -v k="$h" -v b="$CACHE_MB" 'BEGIN { printf "%.1f", k / 1024 - b }') MiB (goal: a few MiB at most)"
+	[ "$tool" = encfs ] && echo "  encfs peak RSS - cache bound = $(awk -v k="$h" -v b="$CACHE_MB" 'BEGIN { printf "%.1f", k / 1024 - b }') MiB (goal: a few MiB at most); RSS when ready, before any read: $(div "$h0" 1024 %.1f) MiB"
 done
 echo "mount bench: load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
