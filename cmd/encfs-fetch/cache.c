@@ -280,39 +280,33 @@ static void *fetcher(void *arg)
 /* --- reading ------------------------------------------------------------------------------------ */
 
 /* Under the lock: queue read-ahead of the blocks from..from+n-1 that hold data and are not cached,
- * taking only slots that need no waiting.  Returns the first block not asked for. */
-static uint64_t read_ahead(struct cache *c, uint64_t from, uint64_t n)
+ * taking only slots that need no waiting. */
+static void read_ahead(struct cache *c, uint64_t from, uint64_t n)
 {
-	uint64_t b;
-	for (b = from; b < c->nblocks && b < from + n; b++) {
+	for (uint64_t b = from; b < c->nblocks && b < from + n; b++) {
 		if (unwritten(c, b) || lookup(c, b))
 			continue;
 		struct slot *s = take_slot(c, b, 1);
 		if (!s)
-			return b;
+			return;
 		enqueue(c, Q_AHEAD, s);
 	}
-	return b;
 }
 
 /* Under the lock: a sequential reader at block next keeps window blocks asked for ahead of it,
  * topped up in batches of at least half the window once it has eaten into them: so the fetchers
  * get runs of consecutive blocks (one GET each, as the dense download makes) rather than the one
- * block that a reader's every step would add at the window's end. */
-static void stream_ahead(struct cache *c, struct cache_stream *st)
+ * block that a reader's every step would add at the window's end.  Where the blocks asked for end
+ * is looked up, not remembered: one whose GET failed, or that the clock took, is asked for again. */
+static void stream_ahead(struct cache *c, const struct cache_stream *st)
 {
-	if (st->ahead < st->next)
-		st->ahead = st->next;
-	/* a block asked for may be gone since (its GET failed, or the clock took it): ask again from
-	 * there, in a batch, rather than let the reader miss it and each block after it in turn */
-	for (uint64_t b = st->next; b < st->ahead; b++)
-		if (!unwritten(c, b) && !lookup(c, b)) {
-			st->ahead = b;
-			break;
-		}
-	uint64_t end = st->next + st->window;
-	if (end > st->ahead && end - st->ahead >= (st->window + 1) / 2)
-		st->ahead = read_ahead(c, st->ahead, end - st->ahead);
+	uint64_t end = st->next + st->window, b = st->next;
+	if (end > c->nblocks)
+		end = c->nblocks;
+	while (b < end && (unwritten(c, b) || lookup(c, b)))
+		b++;
+	if (b < end && end - b >= (st->window + 1) / 2)
+		read_ahead(c, b, end - b);
 }
 
 static void unpin(struct cache *c, struct slot *s)
@@ -375,12 +369,10 @@ int cache_read(struct cache *c, struct cache_stream *stream, char *buf, size_t s
 	pthread_mutex_lock(&c->lock);
 	/* sequential: the window doubles up to its bound; anything else resets it */
 	if (stream) {
-		if (first == stream->next || first + 1 == stream->next) {
+		if (first == stream->next || first + 1 == stream->next)
 			stream->window = stream->window ? stream->window * 2 : 1;
-		} else {
+		else
 			stream->window = 0;
-			stream->ahead = 0;
-		}
 		if (stream->window > (unsigned)c->ahead_max)
 			stream->window = (unsigned)c->ahead_max;
 		stream->next = last + 1;

@@ -43,7 +43,6 @@ int cache_open(struct cache **out, const struct cache_config *cfg, struct err *e
 /* Read-ahead state of one open file. */
 struct cache_stream {
 	uint64_t next;   /* the block after the last one read */
-	uint64_t ahead;  /* the first block not yet asked for by read-ahead */
 	unsigned window; /* blocks read ahead */
 };
 
